@@ -1,0 +1,31 @@
+# The targets CI and people run. `make demo` and `make test` are the two README commands.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+TEST_ENV := DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
+	CELERY_BROKER_URL=redis://127.0.0.1:6379/15 \
+	CELERY_RESULT_BACKEND=redis://127.0.0.1:6379/15
+
+.PHONY: venv services test test-engine lint demo bench
+
+venv:
+	@scripts/ensure_venv.sh
+
+services:
+	@scripts/ensure_services.sh
+
+test: venv services
+	$(TEST_ENV) $(VENV)/bin/pytest tests/ml_engine -p no:django
+	$(TEST_ENV) $(VENV)/bin/pytest tests --ignore=tests/ml_engine
+
+test-engine: venv
+	$(VENV)/bin/pytest tests/ml_engine -p no:django
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+demo: venv
+	@scripts/demo.sh
+
+bench: venv services
+	$(TEST_ENV) $(PY) bench/station_throughput.py

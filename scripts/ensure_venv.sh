@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One virtual environment per checkout (.venv, gitignored); reinstalled when pyproject changes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  # torch and torchvision are pinned in pyproject.toml; pip takes them from this machine's disk.
+  .venv/bin/pip install -q -e ".[test]"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

@@ -1,0 +1,146 @@
+import json
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from inspection.errors import ImageMissing, ImageTooLarge, InvalidInput
+from inspection.models import AutomationLevel, Inspection, InspectionStatus, PredictionRole
+
+MAX_EXTERNAL_ID = 128
+MAX_METADATA_BYTES = 16 * 1024
+
+
+def read_submission(request) -> tuple[str, dict, bytes]:
+    """Pull external_id, metadata and image bytes out of a multipart POST, or raise."""
+    external_id = request.data.get("external_id")
+    if not isinstance(external_id, str) or not external_id.strip():
+        raise InvalidInput("external_id is required", field="external_id")
+    external_id = external_id.strip()
+    if len(external_id) > MAX_EXTERNAL_ID:
+        raise InvalidInput(
+            f"external_id is {len(external_id)} characters; the limit is {MAX_EXTERNAL_ID}",
+            field="external_id",
+        )
+    if any(ord(ch) < 32 for ch in external_id):
+        raise InvalidInput("external_id must not contain control characters", field="external_id")
+
+    metadata = {}
+    raw = request.data.get("metadata")
+    if raw not in (None, ""):
+        if not isinstance(raw, str) or len(raw.encode()) > MAX_METADATA_BYTES:
+            raise InvalidInput(
+                f"metadata must be a JSON object of at most {MAX_METADATA_BYTES} bytes",
+                field="metadata",
+            )
+        try:
+            metadata = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"metadata is not valid JSON: {exc}", field="metadata") from None
+        if not isinstance(metadata, dict):
+            raise InvalidInput("metadata must be a JSON object", field="metadata")
+
+    upload = request.FILES.get("image")
+    if upload is None:
+        raise ImageMissing("the multipart field 'image' is required", field="image")
+    if upload.size > settings.LOUPE_MAX_IMAGE_BYTES:
+        # Refuse before reading the bytes into memory.
+        raise ImageTooLarge(
+            f"the image is {upload.size} bytes; the limit is {settings.LOUPE_MAX_IMAGE_BYTES} bytes",
+            field="image",
+        )
+    return external_id, metadata, upload.read()
+
+
+class SubmissionSerializer(serializers.Serializer):
+    """The POST body, for the OpenAPI schema; read_submission does the checking."""
+
+    image = serializers.ImageField(help_text="JPEG or PNG, 8-bit grayscale, RGB or RGBA.")
+    external_id = serializers.CharField(
+        max_length=MAX_EXTERNAL_ID, help_text="Serial or lot reference; the idempotency key."
+    )
+    metadata = serializers.CharField(required=False, help_text="A JSON object, as a string.")
+
+
+class RegionSerializer(serializers.Serializer):
+    x0 = serializers.FloatField()
+    y0 = serializers.FloatField()
+    x1 = serializers.FloatField()
+    y1 = serializers.FloatField()
+    label = serializers.CharField()
+    score = serializers.FloatField()
+
+
+LEVELS_HIDING_MODEL = {AutomationLevel.HUMAN_ONLY, AutomationLevel.SHADOW}
+
+
+class InspectionAnswerSerializer(serializers.ModelSerializer):
+    """What a station sees. In shadow level the model's output is recorded but not shown."""
+
+    decision = serializers.SerializerMethodField()
+    decided_by = serializers.SerializerMethodField()
+    decided_at = serializers.SerializerMethodField()
+    defect_probability = serializers.SerializerMethodField()
+    regions = serializers.SerializerMethodField()
+    model_version = serializers.SerializerMethodField()
+    latency_ms = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Inspection
+        fields = [
+            "id",
+            "external_id",
+            "status",
+            "decision",
+            "decided_by",
+            "decided_at",
+            "defect_probability",
+            "regions",
+            "model_version",
+            "latency_ms",
+            "automation_level",
+            "fail_safe_reason",
+            "received_at",
+        ]
+
+    def _decision(self, obj):
+        return getattr(obj, "decision", None) if obj.status == InspectionStatus.DECIDED else None
+
+    def _prediction(self, obj):
+        if obj.automation_level in LEVELS_HIDING_MODEL:
+            return None
+        for prediction in obj.predictions.all():
+            if prediction.role == PredictionRole.PRIMARY and prediction.model_version_id == obj.model_version_id:
+                return prediction
+        return None
+
+    def get_decision(self, obj) -> str:
+        decision = self._decision(obj)
+        if decision is not None:
+            return decision.outcome
+        return "review" if obj.status == InspectionStatus.IN_REVIEW else "pending"
+
+    def get_decided_by(self, obj) -> str | None:
+        decision = self._decision(obj)
+        return decision.decided_by if decision else None
+
+    def get_decided_at(self, obj) -> str | None:
+        decision = self._decision(obj)
+        return decision.decided_at.isoformat() if decision else None
+
+    def get_defect_probability(self, obj) -> float | None:
+        prediction = self._prediction(obj)
+        return round(prediction.defect_probability, 4) if prediction else None
+
+    @extend_schema_field(RegionSerializer(many=True))
+    def get_regions(self, obj) -> list[dict]:
+        prediction = self._prediction(obj)
+        return prediction.regions if prediction else []
+
+    def get_model_version(self, obj) -> str | None:
+        prediction = self._prediction(obj)
+        return prediction.model_version.name if prediction else None
+
+    def get_latency_ms(self, obj) -> float | None:
+        prediction = self._prediction(obj)
+        return round(prediction.latency_ms, 2) if prediction else None

@@ -1,0 +1,53 @@
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inspection import services
+from inspection.api.serializers import (
+    InspectionAnswerSerializer,
+    SubmissionSerializer,
+    read_submission,
+)
+from inspection.images import validate_image
+from inspection.models import Inspection
+
+
+class InspectionListView(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": SubmissionSerializer},
+        responses={201: InspectionAnswerSerializer, 200: InspectionAnswerSerializer},
+        summary="Submit a product image",
+        description=(
+            "Creates the inspection and answers within the line's latency budget with "
+            "accept, reject or review. The same external_id with the same image returns the "
+            "existing inspection (200); with another image it answers 409."
+        ),
+    )
+    def post(self, request):
+        external_id, metadata, data = read_submission(request)
+        image = validate_image(
+            data,
+            max_bytes=settings.LOUPE_MAX_IMAGE_BYTES,
+            max_pixels=settings.LOUPE_MAX_IMAGE_PIXELS,
+        )
+        inspection, created = services.submit_inspection(
+            station=request.auth, external_id=external_id, image=image, metadata=metadata
+        )
+        return Response(
+            InspectionAnswerSerializer(inspection).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class InspectionDetailView(APIView):
+    @extend_schema(responses=InspectionAnswerSerializer, summary="Current state of an inspection")
+    def get(self, request, pk: int):
+        # A station sees only its own inspections; anything else is "not found".
+        get_object_or_404(Inspection, pk=pk, station=request.auth)
+        return Response(InspectionAnswerSerializer(services.inspection_with_answer(pk)).data)

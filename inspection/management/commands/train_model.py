@@ -1,0 +1,43 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+
+from inspection import services
+from inspection.management.commands._lookup import line_named
+from ml.services import train_and_register_model
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a model on a folder written by generate_images, register it as a model "
+        "version for LINE, optionally activate it, and print the new version's id."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("data_dir", type=Path)
+        parser.add_argument("--line", required=True)
+        parser.add_argument("--activate", action="store_true")
+        parser.add_argument("--epochs", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--name", default=None)
+
+    def handle(self, *args, **opts):
+        line = line_named(opts["line"])
+        version = train_and_register_model(
+            data_dir=opts["data_dir"],
+            name=opts["name"],
+            epochs=opts["epochs"],
+            seed=opts["seed"],
+            log=lambda text: self.stderr.write(text),
+        )
+        metrics = version.metrics
+        self.stderr.write(
+            f"model {version.name}: trained in {version.train_seconds:.0f} s; held-out "
+            f"AUROC {metrics.get('auroc', float('nan')):.4f}, box hit rate (IoU >= 0.3) "
+            f"{metrics.get('box_hit_rate', float('nan')):.3f}, precision "
+            f"{metrics.get('precision', float('nan')):.3f}, recall {metrics.get('recall', float('nan')):.3f}"
+        )
+        if opts["activate"]:
+            services.activate_model(line=line, model_version=version, changed_by="cli")
+            self.stderr.write(f"activated on line {line.name}")
+        self.stdout.write(str(version.pk))

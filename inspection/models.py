@@ -1,0 +1,271 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+DEFAULT_DEFECT_CLASSES = ["scratch", "dent", "spot", "crack"]
+
+
+class AutomationLevel(models.TextChoices):
+    HUMAN_ONLY = "human_only", "Human only"
+    SHADOW = "shadow", "Shadow"
+    ASSIST = "assist", "Assist"
+    PARTIAL = "partial", "Partial automation"
+    FULL = "full", "Full automation"
+
+
+class FailSafeAction(models.TextChoices):
+    # Accept is deliberately absent: Loupe never auto-accepts an item it could not judge.
+    REVIEW = "review", "Send to review"
+    REJECT = "reject", "Reject"
+
+
+class Line(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    automation_level = models.CharField(
+        max_length=20, choices=AutomationLevel.choices, default=AutomationLevel.HUMAN_ONLY
+    )
+    accept_threshold = models.FloatField(default=0.2)
+    reject_threshold = models.FloatField(default=0.8)
+    latency_budget_ms = models.PositiveIntegerField(default=1000)
+    fail_safe_action = models.CharField(
+        max_length=10, choices=FailSafeAction.choices, default=FailSafeAction.REVIEW
+    )
+    audit_fraction = models.FloatField(default=0.02)
+    defect_classes = models.JSONField(default=list)
+    active_model = models.ForeignKey(
+        "ml.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                name="line_thresholds_ordered",
+                condition=Q(accept_threshold__gte=0)
+                & Q(reject_threshold__lte=1)
+                & Q(accept_threshold__lt=F("reject_threshold")),
+            ),
+            models.CheckConstraint(
+                name="line_audit_fraction_range",
+                condition=Q(audit_fraction__gte=0) & Q(audit_fraction__lte=1),
+            ),
+            models.CheckConstraint(name="line_budget_positive", condition=Q(latency_budget_ms__gt=0)),
+            models.CheckConstraint(
+                name="line_fail_safe_never_accept", condition=Q(fail_safe_action__in=["review", "reject"])
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LineChange(models.Model):
+    """Audit log of a line's settings: who changed what, from what, to what."""
+
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="changes")
+    field = models.CharField(max_length=50)
+    old_value = models.CharField(max_length=200, blank=True)
+    new_value = models.CharField(max_length=200, blank=True)
+    changed_by = models.CharField(max_length=150, help_text="User name or 'cli'.")
+    reason = models.TextField(blank=True)
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-changed_at"]
+
+
+class Station(models.Model):
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="stations")
+    name = models.CharField(max_length=100)
+    # sha256 of the token: tokens are 256-bit random, so a plain hash cannot be brute-forced.
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_prefix = models.CharField(max_length=12, help_text="First characters, to tell tokens apart.")
+    is_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["line__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["line", "name"], name="station_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.line.name}/{self.name}"
+
+
+class InspectionStatus(models.TextChoices):
+    RECEIVED = "received", "Received, waiting for routing"
+    DECIDED = "decided", "Decided"
+    IN_REVIEW = "in_review", "Waiting for a human"
+
+
+class Outcome(models.TextChoices):
+    ACCEPT = "accept", "Accept"
+    REJECT = "reject", "Reject"
+
+
+class DecidedBy(models.TextChoices):
+    MODEL = "model", "Model"
+    HUMAN = "human", "Human"
+    FAIL_SAFE = "fail_safe", "Fail-safe"
+
+
+class FailSafeReason(models.TextChoices):
+    NONE = "", "None"
+    NO_MODEL = "no_model", "No active model"
+    MODEL_ERROR = "model_error", "Model failed"
+    BUDGET_MISSED = "budget_missed", "Latency budget missed"
+    ENQUEUE_FAILED = "enqueue_failed", "Could not reach the workers"
+
+
+class Inspection(models.Model):
+    """One product image from one station.
+
+    The policy fields (automation level, thresholds, budget, fail-safe) are copied from the line
+    when the image arrives: the item is judged, and later traced, under the policy in force then.
+    """
+
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="inspections")
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="inspections")
+    external_id = models.CharField(max_length=128)
+    metadata = models.JSONField(default=dict, blank=True)
+    image = models.FileField(max_length=300)
+    image_sha256 = models.CharField(max_length=64, db_index=True)
+    image_format = models.CharField(max_length=10)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    received_at = models.DateTimeField(db_index=True)
+    status = models.CharField(
+        max_length=20, choices=InspectionStatus.choices, default=InspectionStatus.RECEIVED
+    )
+    automation_level = models.CharField(max_length=20, choices=AutomationLevel.choices)
+    accept_threshold = models.FloatField()
+    reject_threshold = models.FloatField()
+    latency_budget_ms = models.PositiveIntegerField()
+    fail_safe_action = models.CharField(max_length=10, choices=FailSafeAction.choices)
+    audit_fraction = models.FloatField()
+    model_version = models.ForeignKey(
+        "ml.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The model version whose output routed this item.",
+    )
+    fail_safe_reason = models.CharField(
+        max_length=20, choices=FailSafeReason.choices, default="", blank=True
+    )
+    routed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            # The station's external_id is its idempotency key for retries.
+            models.UniqueConstraint(fields=["station", "external_id"], name="inspection_unique_external_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station} #{self.external_id}"
+
+
+class Decision(models.Model):
+    """The final decision of an inspection. One per inspection, enforced by the unique key."""
+
+    inspection = models.OneToOneField(Inspection, on_delete=models.CASCADE, related_name="decision")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    decided_by = models.CharField(max_length=10, choices=DecidedBy.choices)
+    inspector = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    model_version = models.ForeignKey(
+        "ml.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="decision_human_has_inspector",
+                condition=~Q(decided_by="human") | Q(inspector__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="decision_model_has_version",
+                condition=~Q(decided_by="model") | Q(model_version__isnull=False),
+            ),
+        ]
+
+
+class PredictionRole(models.TextChoices):
+    PRIMARY = "primary", "Primary (the line's active model)"
+    SHADOW = "shadow", "Shadow (a challenger, recorded only)"
+    AUDIT = "audit", "Audit"
+
+
+class Prediction(models.Model):
+    inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=10, choices=PredictionRole.choices, default=PredictionRole.PRIMARY)
+    defect_probability = models.FloatField()
+    regions = models.JSONField(default=list)
+    latency_ms = models.FloatField()
+    is_late = models.BooleanField(default=False, help_text="Finished after the latency budget.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            # A redelivered task finds its prediction already there instead of adding another.
+            models.UniqueConstraint(
+                fields=["inspection", "model_version", "role"], name="prediction_unique_per_model_role"
+            ),
+        ]
+
+
+class ReviewReason(models.TextChoices):
+    EVERY_ITEM = "every_item", "Level reviews every item"
+    UNSURE = "unsure", "Model unsure"
+    AUDIT = "audit", "Audit sample"
+    FAIL_SAFE = "fail_safe", "Fail-safe"
+
+
+class ReviewState(models.TextChoices):
+    OPEN = "open", "Open"
+    DECIDED = "decided", "Decided"
+
+
+class ReviewItem(models.Model):
+    """An inspection waiting for, or decided by, a human.
+
+    Routing creates it, so it lives beside Inspection; the review app works the queue.
+    An audit item's decision is recorded here and does not change the inspection's decision.
+    """
+
+    inspection = models.OneToOneField(Inspection, on_delete=models.CASCADE, related_name="review_item")
+    reason = models.CharField(max_length=20, choices=ReviewReason.choices)
+    shows_model = models.BooleanField(
+        default=False, help_text="Whether the inspector sees the model's regions (assist, partial)."
+    )
+    state = models.CharField(max_length=10, choices=ReviewState.choices, default=ReviewState.OPEN)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    model_agrees = models.BooleanField(
+        null=True, blank=True, help_text="Human and model agree (None when the model did not predict)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                name="review_decided_has_decision",
+                condition=(Q(state="open") & Q(decision=""))
+                | (Q(state="decided") & ~Q(decision="") & Q(decided_at__isnull=False)),
+            ),
+        ]

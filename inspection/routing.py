@@ -1,0 +1,77 @@
+"""The automation levels as plain functions: what happens to an item, given the model's output.
+
+No database here, so every level and threshold edge is unit-tested directly.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from inspection.models import AutomationLevel, FailSafeAction, Outcome, ReviewReason
+
+MODEL_LEVELS = frozenset(
+    {AutomationLevel.SHADOW, AutomationLevel.ASSIST, AutomationLevel.PARTIAL, AutomationLevel.FULL}
+)
+LEVELS_SHOWING_MODEL = frozenset({AutomationLevel.ASSIST, AutomationLevel.PARTIAL})
+
+
+@dataclass(frozen=True)
+class Policy:
+    level: str
+    accept_threshold: float
+    reject_threshold: float
+    fail_safe_action: str = FailSafeAction.REVIEW
+    audit_fraction: float = 0.02
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an item goes: a final outcome, a review item, or both (a full-level audit)."""
+
+    outcome: str | None
+    review_reason: str | None
+    shows_model: bool = False
+
+
+def level_runs_model(level: str) -> bool:
+    return level in MODEL_LEVELS
+
+
+def route_without_model(policy: Policy) -> Route:
+    """human_only: every item goes to a human, no model is asked."""
+    return Route(outcome=None, review_reason=ReviewReason.EVERY_ITEM)
+
+
+def route_with_model(policy: Policy, defect_probability: float, *, audit_key: str) -> Route:
+    level, p = policy.level, defect_probability
+    if level == AutomationLevel.HUMAN_ONLY:
+        return route_without_model(policy)
+    if level in (AutomationLevel.SHADOW, AutomationLevel.ASSIST):
+        return Route(
+            outcome=None,
+            review_reason=ReviewReason.EVERY_ITEM,
+            shows_model=level in LEVELS_SHOWING_MODEL,
+        )
+    if level == AutomationLevel.PARTIAL:
+        if p <= policy.accept_threshold:
+            return Route(outcome=Outcome.ACCEPT, review_reason=None)
+        if p >= policy.reject_threshold:
+            return Route(outcome=Outcome.REJECT, review_reason=None)
+        return Route(outcome=None, review_reason=ReviewReason.UNSURE, shows_model=True)
+    if level == AutomationLevel.FULL:
+        outcome = Outcome.REJECT if p >= policy.reject_threshold else Outcome.ACCEPT
+        audit = is_audit_sample(audit_key, policy.audit_fraction)
+        return Route(outcome=outcome, review_reason=ReviewReason.AUDIT if audit else None)
+    raise ValueError(f"unknown automation level {level!r}")
+
+
+def route_fail_safe(policy: Policy) -> Route:
+    if policy.fail_safe_action == FailSafeAction.REJECT:
+        return Route(outcome=Outcome.REJECT, review_reason=None)
+    return Route(outcome=None, review_reason=ReviewReason.FAIL_SAFE)
+
+
+def is_audit_sample(audit_key: str, fraction: float) -> bool:
+    """Deterministic from the item, so a retried item is audited (or not) the same way."""
+    digest = hashlib.sha256(audit_key.encode()).digest()
+    position = int.from_bytes(digest[:8], "big") / 2**64
+    return position < fraction

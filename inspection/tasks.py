@@ -1,0 +1,49 @@
+import logging
+
+from celery import shared_task
+from celery.exceptions import TimeoutError as CeleryTimeout
+from celery.result import AsyncResult
+
+from inspection import services
+from inspection.models import FailSafeReason, Inspection
+
+logger = logging.getLogger(__name__)
+
+
+def prediction_task_id(inspection_id: int) -> str:
+    # One id per inspection: the waiting request finds the result without a handle, and a
+    # duplicated send is visibly the same task.
+    return f"inspection.predict:{inspection_id}"
+
+
+@shared_task(
+    name="inspection.predict",
+    acks_late=True,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def predict_task(inspection_id: int) -> None:
+    services.predict_and_route(inspection_id=inspection_id)
+
+
+def enqueue_prediction(inspection_id: int) -> None:
+    """Send the prediction task; if the broker cannot be reached, the fail-safe applies now."""
+    try:
+        predict_task.apply_async((inspection_id,), task_id=prediction_task_id(inspection_id))
+    except Exception:
+        logger.exception("inspection %s: could not enqueue prediction", inspection_id)
+        inspection = Inspection.objects.get(pk=inspection_id)
+        services.apply_fail_safe(inspection=inspection, reason=FailSafeReason.ENQUEUE_FAILED)
+
+
+def wait_for_prediction(inspection_id: int, *, timeout_s: float) -> None:
+    """Block until the prediction task finished or the timeout passed (eager tasks are done)."""
+    if predict_task.app.conf.task_always_eager or timeout_s <= 0:
+        return
+    try:
+        AsyncResult(prediction_task_id(inspection_id)).get(
+            timeout=timeout_s, propagate=False, disable_sync_subtasks=False
+        )
+    except CeleryTimeout:
+        pass

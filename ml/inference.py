@@ -1,0 +1,84 @@
+"""The Django side of inference: which artifact a version is, and one loaded copy per process.
+
+This is the only module to change if inference moves to another server. torch is imported
+inside the functions, so a web process that renders pages never loads it.
+"""
+
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from django.conf import settings
+
+from ml.models import ModelVersion
+
+_CACHE_SIZE = 4
+_cache: "OrderedDict[int, object]" = OrderedDict()
+_lock = threading.Lock()
+
+
+class ModelUnavailable(Exception):
+    """The version's artifact is missing, tampered with, or fails when run."""
+
+
+def artifact_path(model_version: ModelVersion) -> Path:
+    return Path(settings.LOUPE_MODEL_DIR) / model_version.artifact_path
+
+
+def _configure_process() -> None:
+    """Give each process its share of the cores, so worker processes do not fight over them."""
+    import torch
+
+    torch.set_num_threads(settings.LOUPE_TORCH_THREADS)
+
+
+def loaded_model(model_version: ModelVersion):
+    """The version's model, loaded once per process; a newly activated version is loaded on
+    first use, so workers switch versions without a restart."""
+    with _lock:
+        model = _cache.get(model_version.pk)
+        if model is not None:
+            _cache.move_to_end(model_version.pk)
+            return model
+        from ml.engine.artifact import ArtifactError, load_artifact
+
+        if not _cache:
+            _configure_process()
+
+        try:
+            model = load_artifact(
+                artifact_path(model_version),
+                device=settings.LOUPE_INFERENCE_DEVICE,
+                expected_sha256=model_version.artifact_sha256,
+            )
+        except ArtifactError as exc:
+            raise ModelUnavailable(f"model {model_version.name}: {exc}") from exc
+        _cache[model_version.pk] = model
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+        return model
+
+
+def predict_image(model_version: ModelVersion, path: Path):
+    """Decode the stored image once and run the model; return (ModelOutput, latency in ms).
+
+    OSError reading the image propagates (the task retries it); a failure of the model itself
+    is ModelUnavailable.
+    """
+    from PIL import Image
+
+    model = loaded_model(model_version)
+    started = time.perf_counter()
+    with Image.open(path) as image:
+        image.load()
+        try:
+            output = model.predict([image])[0]
+        except Exception as exc:
+            raise ModelUnavailable(f"model {model_version.name} failed: {exc}") from exc
+    return output, (time.perf_counter() - started) * 1000.0
+
+
+def forget_loaded_models() -> None:
+    with _lock:
+        _cache.clear()

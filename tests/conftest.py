@@ -1,0 +1,93 @@
+"""Fixtures shared by the Django tests (tests/ml_engine runs alone, without Django)."""
+
+import shutil
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def loupe_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loupe")
+    (root / "media").mkdir()
+    (root / "models").mkdir()
+    return root
+
+
+def _django_enabled(request) -> bool:
+    return request.config.pluginmanager.hasplugin("django")
+
+
+@pytest.fixture(autouse=True)
+def _loupe_storage(request, loupe_dirs):
+    if not _django_enabled(request):
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.MEDIA_ROOT = loupe_dirs / "media"
+    settings.LOUPE_MODEL_DIR = loupe_dirs / "models"
+    from ml import inference
+
+    inference.forget_loaded_models()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _eager_tasks(request):
+    """Tasks run in-process, except in integration tests, which use a real worker."""
+    if not _django_enabled(request):
+        yield
+        return
+    from loupe.celery import app
+
+    eager = request.node.get_closest_marker("integration") is None
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(scope="session")
+def trained_artifact(tmp_path_factory):
+    """A small model trained for one epoch on generated images: real, fast, not accurate."""
+    import torch
+
+    from ml.engine.generator import SurfaceConfig, generate_dataset
+    from ml.engine.train import TrainConfig, train_model
+
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("tiny-model")
+    generate_dataset(root / "data", count=48, seed=3, config=SurfaceConfig())
+    result = train_model(
+        root / "data", root / "tiny.pt", config=TrainConfig(epochs=1, holdout_fraction=0.25)
+    )
+    return result.artifact_path
+
+
+@pytest.fixture
+def model_version(db, trained_artifact, settings):
+    from ml.services import register_model_version
+
+    target = settings.LOUPE_MODEL_DIR / "tiny.pt"
+    if not target.exists():
+        shutil.copy(trained_artifact, target)
+    return register_model_version(artifact=target, name="tiny")
+
+
+@pytest.fixture
+def make_line(db):
+    from inspection import services
+
+    def make(name="line-a", level="human_only", **kwargs):
+        return services.create_line(name=name, level=level, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def station_with_token(db):
+    from inspection import services
+
+    def make(line, name="cam-1"):
+        return services.create_station(line=line, name=name)
+
+    return make

@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from inspection.models import Decision, Inspection, Line, LineChange, Prediction, ReviewItem, Station
+from inspection.models import (
+    Decision,
+    Inspection,
+    Line,
+    LineChange,
+    Prediction,
+    ReviewItem,
+    Station,
+)
 
 
 class StationInline(admin.TabularInline):
@@ -14,8 +22,15 @@ class StationInline(admin.TabularInline):
 
 @admin.register(Line)
 class LineAdmin(admin.ModelAdmin):
-    list_display = ["name", "automation_level", "accept_threshold", "reject_threshold",
-                    "latency_budget_ms", "fail_safe_action", "active_model"]
+    list_display = [
+        "name",
+        "automation_level",
+        "accept_threshold",
+        "reject_threshold",
+        "latency_budget_ms",
+        "fail_safe_action",
+        "active_model",
+    ]
     inlines = [StationInline]
 
 
@@ -38,7 +53,14 @@ class PredictionInline(admin.TabularInline):
     model = Prediction
     extra = 0
     can_delete = False
-    readonly_fields = ["model_version", "role", "defect_probability", "regions", "latency_ms", "is_late"]
+    readonly_fields = [
+        "model_version",
+        "role",
+        "defect_probability",
+        "regions",
+        "latency_ms",
+        "is_late",
+    ]
 
 
 @admin.register(Inspection)
@@ -52,19 +74,41 @@ class InspectionAdmin(admin.ModelAdmin):
 
 @admin.register(Decision)
 class DecisionAdmin(admin.ModelAdmin):
-    list_display = ["inspection", "outcome", "decided_by", "inspector", "model_version", "decided_at"]
+    list_display = [
+        "inspection",
+        "outcome",
+        "decided_by",
+        "inspector",
+        "model_version",
+        "decided_at",
+    ]
     list_filter = ["outcome", "decided_by"]
     readonly_fields = [f.name for f in Decision._meta.fields]
 
 
 @admin.register(Prediction)
 class PredictionAdmin(admin.ModelAdmin):
-    list_display = ["inspection", "model_version", "role", "defect_probability", "latency_ms", "is_late"]
+    list_display = [
+        "inspection",
+        "model_version",
+        "role",
+        "defect_probability",
+        "latency_ms",
+        "is_late",
+    ]
     list_filter = ["role", "is_late", "model_version"]
     readonly_fields = [f.name for f in Prediction._meta.fields]
 
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(admin.ModelAdmin):
-    list_display = ["inspection", "reason", "state", "assigned_to", "decision", "model_agrees", "decided_at"]
+    list_display = [
+        "inspection",
+        "reason",
+        "state",
+        "assigned_to",
+        "decision",
+        "model_agrees",
+        "decided_at",
+    ]
     list_filter = ["reason", "state", "model_agrees"]

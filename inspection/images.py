@@ -23,6 +23,12 @@ class ValidatedImage:
     height: int
 
 
+def image_too_large(size: int, max_bytes: int) -> ImageTooLarge:
+    return ImageTooLarge(
+        f"the image is {size} bytes; the limit is {max_bytes} bytes", field="image"
+    )
+
+
 def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ValidatedImage:
     """Check that `data` is a complete JPEG or PNG within the limits, or raise a LoupeError.
 
@@ -33,9 +39,7 @@ def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Validated
     if len(data) == 0:
         raise ImageEmpty("the image file is empty", field="image")
     if len(data) > max_bytes:
-        raise ImageTooLarge(
-            f"the image is {len(data)} bytes; the limit is {max_bytes} bytes", field="image"
-        )
+        raise image_too_large(len(data), max_bytes)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:

@@ -51,9 +51,12 @@ class Line(models.Model):
                 name="line_audit_fraction_range",
                 condition=Q(audit_fraction__gte=0) & Q(audit_fraction__lte=1),
             ),
-            models.CheckConstraint(name="line_budget_positive", condition=Q(latency_budget_ms__gt=0)),
             models.CheckConstraint(
-                name="line_fail_safe_never_accept", condition=Q(fail_safe_action__in=["review", "reject"])
+                name="line_budget_positive", condition=Q(latency_budget_ms__gt=0)
+            ),
+            models.CheckConstraint(
+                name="line_fail_safe_never_accept",
+                condition=Q(fail_safe_action__in=["review", "reject"]),
             ),
         ]
 
@@ -75,13 +78,18 @@ class LineChange(models.Model):
     class Meta:
         ordering = ["-changed_at"]
 
+    def __str__(self) -> str:
+        return f"{self.line}: {self.field} {self.old_value} -> {self.new_value}"
+
 
 class Station(models.Model):
     line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="stations")
     name = models.CharField(max_length=100)
     # sha256 of the token: tokens are 256-bit random, so a plain hash cannot be brute-forced.
     token_hash = models.CharField(max_length=64, unique=True)
-    token_prefix = models.CharField(max_length=12, help_text="First characters, to tell tokens apart.")
+    token_prefix = models.CharField(
+        max_length=12, help_text="First characters, to tell tokens apart."
+    )
     is_enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -161,7 +169,9 @@ class Inspection(models.Model):
         ordering = ["-received_at"]
         constraints = [
             # The station's external_id is its idempotency key for retries.
-            models.UniqueConstraint(fields=["station", "external_id"], name="inspection_unique_external_id"),
+            models.UniqueConstraint(
+                fields=["station", "external_id"], name="inspection_unique_external_id"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -194,6 +204,9 @@ class Decision(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.outcome} by {self.decided_by} on inspection {self.inspection_id}"
+
 
 class PredictionRole(models.TextChoices):
     PRIMARY = "primary", "Primary (the line's active model)"
@@ -204,7 +217,9 @@ class PredictionRole(models.TextChoices):
 class Prediction(models.Model):
     inspection = models.ForeignKey(Inspection, on_delete=models.CASCADE, related_name="predictions")
     model_version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="+")
-    role = models.CharField(max_length=10, choices=PredictionRole.choices, default=PredictionRole.PRIMARY)
+    role = models.CharField(
+        max_length=10, choices=PredictionRole.choices, default=PredictionRole.PRIMARY
+    )
     defect_probability = models.FloatField()
     regions = models.JSONField(default=list)
     latency_ms = models.FloatField()
@@ -216,9 +231,13 @@ class Prediction(models.Model):
         constraints = [
             # A redelivered task finds its prediction already there instead of adding another.
             models.UniqueConstraint(
-                fields=["inspection", "model_version", "role"], name="prediction_unique_per_model_role"
+                fields=["inspection", "model_version", "role"],
+                name="prediction_unique_per_model_role",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id} on {self.inspection_id}: p={self.defect_probability:.3f}"
 
 
 class ReviewReason(models.TextChoices):
@@ -240,7 +259,9 @@ class ReviewItem(models.Model):
     An audit item's decision is recorded here and does not change the inspection's decision.
     """
 
-    inspection = models.OneToOneField(Inspection, on_delete=models.CASCADE, related_name="review_item")
+    inspection = models.OneToOneField(
+        Inspection, on_delete=models.CASCADE, related_name="review_item"
+    )
     reason = models.CharField(max_length=20, choices=ReviewReason.choices)
     shows_model = models.BooleanField(
         default=False, help_text="Whether the inspector sees the model's regions (assist, partial)."
@@ -256,7 +277,9 @@ class ReviewItem(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     model_agrees = models.BooleanField(
-        null=True, blank=True, help_text="Human and model agree (None when the model did not predict)."
+        null=True,
+        blank=True,
+        help_text="Human and model agree (None when the model did not predict).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -269,3 +292,6 @@ class ReviewItem(models.Model):
                 | (Q(state="decided") & ~Q(decision="") & Q(decided_at__isnull=False)),
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"review of {self.inspection_id} ({self.reason}, {self.state})"

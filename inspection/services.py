@@ -14,8 +14,8 @@ from inspection.errors import ExternalIdConflict, InvalidInput
 from inspection.images import ValidatedImage
 from inspection.models import (
     AutomationLevel,
-    Decision,
     DecidedBy,
+    Decision,
     FailSafeAction,
     FailSafeReason,
     Inspection,
@@ -110,11 +110,19 @@ def set_line_level(*, line: Line, level: str, changed_by: str, reason: str = "")
 
 @transaction.atomic
 def set_line_thresholds(
-    *, line: Line, accept_threshold: float, reject_threshold: float, changed_by: str, reason: str = ""
+    *,
+    line: Line,
+    accept_threshold: float,
+    reject_threshold: float,
+    changed_by: str,
+    reason: str = "",
 ) -> Line:
     validate_thresholds(accept_threshold, reject_threshold)
     line = Line.objects.select_for_update().get(pk=line.pk)
-    for field, value in (("accept_threshold", accept_threshold), ("reject_threshold", reject_threshold)):
+    for field, value in (
+        ("accept_threshold", accept_threshold),
+        ("reject_threshold", reject_threshold),
+    ):
         if getattr(line, field) != value:
             _log_change(line, field, getattr(line, field), value, changed_by, reason)
             setattr(line, field, value)
@@ -123,7 +131,9 @@ def set_line_thresholds(
 
 
 @transaction.atomic
-def activate_model(*, line: Line, model_version: ModelVersion, changed_by: str, reason: str = "") -> Line:
+def activate_model(
+    *, line: Line, model_version: ModelVersion, changed_by: str, reason: str = ""
+) -> Line:
     """Make `model_version` the line's active model for the next inspection (also a rollback)."""
     line = Line.objects.select_for_update().get(pk=line.pk)
     if line.active_model_id != model_version.pk:
@@ -138,15 +148,27 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def create_station(*, line: Line, name: str) -> tuple[Station, str]:
     """Create a station and return it with its token. The token is not stored, only its hash."""
     if Station.objects.filter(line=line, name=name).exists():
         raise InvalidInput(f"line {line.name!r} already has a station named {name!r}")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = _new_token()
     station = Station.objects.create(
         line=line, name=name, token_hash=hash_token(token), token_prefix=token[:10]
     )
     return station, token
+
+
+def rotate_station_token(*, station: Station) -> str:
+    """Issue a new token for the station; the old one stops working at once."""
+    token = _new_token()
+    station.token_hash, station.token_prefix = hash_token(token), token[:10]
+    station.save(update_fields=["token_hash", "token_prefix"])
+    return token
 
 
 def station_for_token(token: str) -> Station | None:
@@ -272,9 +294,7 @@ def _apply_route(
 def apply_fail_safe(*, inspection: Inspection, reason: str) -> bool:
     """Apply the line's fail-safe (review, or reject) unless the item was routed already."""
     route = routing.route_fail_safe(policy_of(inspection))
-    won = _apply_route(
-        inspection, route, decided_by=DecidedBy.FAIL_SAFE, fail_safe_reason=reason
-    )
+    won = _apply_route(inspection, route, decided_by=DecidedBy.FAIL_SAFE, fail_safe_reason=reason)
     if won:
         logger.warning("inspection %s: fail-safe applied (%s)", inspection.pk, reason)
     return won

@@ -11,6 +11,19 @@ from django.db import transaction
 from ml.models import ModelVersion
 
 
+def describe_metrics(metrics: dict) -> str:
+    """One line of the held-out figures a person judges a model by."""
+
+    def figure(key: str, digits: int = 3) -> str:
+        value = metrics.get(key)
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    return (
+        f"held-out AUROC {figure('auroc', 4)}, box hit rate (IoU >= 0.3) "
+        f"{figure('box_hit_rate')}, precision {figure('precision')}, recall {figure('recall')}"
+    )
+
+
 def next_version_name() -> str:
     return f"v{ModelVersion.objects.count() + 1}"
 

@@ -4,7 +4,8 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inspection.errors import ImageMissing, ImageTooLarge, InvalidInput
+from inspection.errors import ImageMissing, InvalidInput
+from inspection.images import image_too_large
 from inspection.models import AutomationLevel, Inspection, InspectionStatus, PredictionRole
 
 MAX_EXTERNAL_ID = 128
@@ -45,10 +46,7 @@ def read_submission(request) -> tuple[str, dict, bytes]:
         raise ImageMissing("the multipart field 'image' is required", field="image")
     if upload.size > settings.LOUPE_MAX_IMAGE_BYTES:
         # Refuse before reading the bytes into memory.
-        raise ImageTooLarge(
-            f"the image is {upload.size} bytes; the limit is {settings.LOUPE_MAX_IMAGE_BYTES} bytes",
-            field="image",
-        )
+        raise image_too_large(upload.size, settings.LOUPE_MAX_IMAGE_BYTES)
     return external_id, metadata, upload.read()
 
 
@@ -110,7 +108,10 @@ class InspectionAnswerSerializer(serializers.ModelSerializer):
         if obj.automation_level in LEVELS_HIDING_MODEL:
             return None
         for prediction in obj.predictions.all():
-            if prediction.role == PredictionRole.PRIMARY and prediction.model_version_id == obj.model_version_id:
+            if (
+                prediction.role == PredictionRole.PRIMARY
+                and prediction.model_version_id == obj.model_version_id
+            ):
                 return prediction
         return None
 

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from inspection import services
 from inspection.management.commands._lookup import line_named
-from ml.services import train_and_register_model
+from ml.services import describe_metrics, train_and_register_model
 
 
 class Command(BaseCommand):
@@ -30,12 +30,9 @@ class Command(BaseCommand):
             seed=opts["seed"],
             log=lambda text: self.stderr.write(text),
         )
-        metrics = version.metrics
         self.stderr.write(
-            f"model {version.name}: trained in {version.train_seconds:.0f} s; held-out "
-            f"AUROC {metrics.get('auroc', float('nan')):.4f}, box hit rate (IoU >= 0.3) "
-            f"{metrics.get('box_hit_rate', float('nan')):.3f}, precision "
-            f"{metrics.get('precision', float('nan')):.3f}, recall {metrics.get('recall', float('nan')):.3f}"
+            f"model {version.name}: trained in {version.train_seconds:.0f} s; "
+            + describe_metrics(version.metrics)
         )
         if opts["activate"]:
             services.activate_model(line=line, model_version=version, changed_by="cli")

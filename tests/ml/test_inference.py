@@ -1,0 +1,58 @@
+"""The Django side of inference: one loaded model per process, switching with the line."""
+
+import shutil
+
+import pytest
+
+from inspection import services
+from ml import inference
+from ml.services import register_model_version
+from tests.helpers import image_bytes
+
+
+@pytest.fixture
+def two_versions(model_version, trained_artifact, settings):
+    """The tiny model registered twice, under two names and two (byte-different) artifacts."""
+    copy = settings.LOUPE_MODEL_DIR / "tiny-copy.pt"
+    shutil.copy(trained_artifact, copy)
+    with open(copy, "ab") as handle:
+        handle.write(b"\0")  # a different hash; torch ignores bytes after the archive
+    return model_version, register_model_version(artifact=copy, name="tiny-2")
+
+
+@pytest.mark.django_db
+def test_a_version_is_loaded_once_per_process(model_version):
+    first = inference.loaded_model(model_version)
+    assert inference.loaded_model(model_version) is first
+
+
+@pytest.mark.django_db
+def test_predict_image_returns_a_probability_and_a_latency(model_version, tmp_path):
+    path = tmp_path / "part.png"
+    path.write_bytes(image_bytes())
+    output, latency_ms = inference.predict_image(model_version, path)
+    assert 0.0 <= output.defect_probability <= 1.0
+    assert latency_ms > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_next_inspection_uses_a_newly_activated_version(two_versions, make_line):
+    from inspection.images import validate_image
+
+    old, new = two_versions
+    line = make_line(name="press", level="full")
+    services.activate_model(line=line, model_version=old, changed_by="test")
+    station, _ = services.create_station(line=line, name="cam")
+
+    def submit(external_id, seed):
+        image = validate_image(image_bytes(seed=seed), max_bytes=10**7, max_pixels=10**8)
+        inspection, _ = services.submit_inspection(
+            station=station, external_id=external_id, image=image, metadata={}
+        )
+        return inspection
+
+    assert submit("A", 1).predictions.get().model_version == old
+    services.activate_model(line=line, model_version=new, changed_by="test")
+    assert submit("B", 2).predictions.get().model_version == new
+    services.activate_model(line=line, model_version=old, changed_by="test")  # rollback
+    assert submit("C", 3).predictions.get().model_version == old

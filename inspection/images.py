@@ -64,6 +64,10 @@ def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Validated
                         field="image",
                     )
                 image.load()
+            if image_format == "PNG":
+                # load() does not check the CRCs of PNG data chunks; verify() does.
+                with Image.open(io.BytesIO(data)) as again:
+                    again.verify()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageTooLarge(f"the image has too many pixels: {exc}", field="image") from None
         except UnidentifiedImageError:

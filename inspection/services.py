@@ -244,6 +244,9 @@ def receive_inspection(
         if existing is None:
             raise
         return existing, False
+    except BaseException:
+        _forget_image_if_unused(name)
+        raise
     return inspection, True
 
 
@@ -384,7 +387,7 @@ def submit_inspection(
 
     Returns (inspection, created) with the inspection routed: decided by the model, sent to
     review, or given the fail-safe when the budget ran out. A retry returns the first
-    inspection as it stands now, starting nothing.
+    inspection and starts nothing.
     """
     from inspection import tasks
 
@@ -395,7 +398,9 @@ def submit_inspection(
         metadata=metadata,
         on_created=lambda item: tasks.enqueue_prediction(item.pk),
     )
-    if created and inspection.status == InspectionStatus.RECEIVED:
+    # A retry that arrives while the first request still waits, waits out the same budget;
+    # either way no item stays unrouted past its deadline.
+    if inspection.status == InspectionStatus.RECEIVED:
         remaining = (budget_deadline(inspection) - timezone.now()).total_seconds()
         tasks.wait_for_prediction(inspection.pk, timeout_s=max(remaining, 0.0))
         inspection.refresh_from_db(fields=["status"])

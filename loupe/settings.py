@@ -1,7 +1,8 @@
 """Loupe settings, read from the environment (see .env.example).
 
-With nothing set, Loupe runs embedded: SQLite, tasks executed in-process, DEBUG on, so a first
-run needs no service. Production sets DEBUG=0, which requires SECRET_KEY and ALLOWED_HOSTS.
+Without DATABASE_URL and CELERY_BROKER_URL, Loupe runs embedded: SQLite and tasks executed
+in-process, so a first run needs no service. DEBUG is off unless DEBUG=1; with it off,
+SECRET_KEY and ALLOWED_HOSTS must be set (see .env.example).
 """
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from loupe.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LOUPE_VAR_DIR", str(BASE_DIR / "var")))
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("DEBUG", False)
 if DEBUG:
     SECRET_KEY = env_str("SECRET_KEY", "insecure-dev-key-only-for-debug")
 else:

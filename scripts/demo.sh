@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+export DEBUG=1
 PORT=${PORT:-8000}
 DATA=var/demo-data
 

@@ -27,7 +27,7 @@ class StationTokenAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         scheme, _, token = header.partition(" ")
-        if scheme != self.keyword or not token.strip():
+        if scheme.lower() != self.keyword.lower() or not token.strip():
             raise exceptions.AuthenticationFailed(
                 "send the station token as 'Authorization: Bearer <token>'"
             )

@@ -1,4 +1,5 @@
 import json
+import unicodedata
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
@@ -12,6 +13,31 @@ MAX_EXTERNAL_ID = 128
 MAX_METADATA_BYTES = 16 * 1024
 
 
+def _contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
+def parse_metadata(raw: str) -> dict:
+    """A JSON object that PostgreSQL's jsonb can store, or InvalidInput."""
+    try:
+        metadata = json.loads(raw)
+        # Python's json accepts NaN, Infinity and lone surrogates; jsonb does not.
+        json.dumps(metadata, allow_nan=False, ensure_ascii=False).encode()
+    except (ValueError, RecursionError, UnicodeEncodeError) as exc:
+        raise InvalidInput(f"metadata is not valid JSON: {exc}", field="metadata") from None
+    if not isinstance(metadata, dict):
+        raise InvalidInput("metadata must be a JSON object", field="metadata")
+    if _contains_nul(metadata):
+        raise InvalidInput("metadata must not contain NUL characters", field="metadata")
+    return metadata
+
+
 def read_submission(request) -> tuple[str, dict, bytes]:
     """Pull external_id, metadata and image bytes out of a multipart POST, or raise."""
     external_id = request.data.get("external_id")
@@ -23,7 +49,7 @@ def read_submission(request) -> tuple[str, dict, bytes]:
             f"external_id is {len(external_id)} characters; the limit is {MAX_EXTERNAL_ID}",
             field="external_id",
         )
-    if any(ord(ch) < 32 for ch in external_id):
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in external_id):
         raise InvalidInput("external_id must not contain control characters", field="external_id")
 
     metadata = {}
@@ -34,12 +60,7 @@ def read_submission(request) -> tuple[str, dict, bytes]:
                 f"metadata must be a JSON object of at most {MAX_METADATA_BYTES} bytes",
                 field="metadata",
             )
-        try:
-            metadata = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"metadata is not valid JSON: {exc}", field="metadata") from None
-        if not isinstance(metadata, dict):
-            raise InvalidInput("metadata must be a JSON object", field="metadata")
+        metadata = parse_metadata(raw)
 
     upload = request.FILES.get("image")
     if upload is None:

@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from inspection.errors import InvalidInput
 from inspection.models import (
-    Decision,
     DecidedBy,
+    Decision,
     Inspection,
     InspectionStatus,
     Outcome,
@@ -35,7 +35,9 @@ def _model_agrees(item: ReviewItem, outcome: str) -> bool | None:
 
 
 @transaction.atomic
-def decide_review_item(*, item: ReviewItem, inspector: AbstractBaseUser, outcome: str) -> ReviewItem:
+def decide_review_item(
+    *, item: ReviewItem, inspector: AbstractBaseUser, outcome: str
+) -> ReviewItem:
     """Record an inspector's decision.
 
     For a review item it becomes the inspection's final decision; for an audit item it is

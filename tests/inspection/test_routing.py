@@ -54,7 +54,8 @@ def test_partial_decides_only_outside_the_unsure_band(p, expected):
 
 
 @pytest.mark.parametrize(
-    ("p", "outcome"), [(0.0, "accept"), (0.5, "accept"), (0.7999999, "accept"), (0.8, "reject"), (1.0, "reject")]
+    ("p", "outcome"),
+    [(0.0, "accept"), (0.5, "accept"), (0.7999999, "accept"), (0.8, "reject"), (1.0, "reject")],
 )
 def test_full_decides_every_item_at_the_reject_threshold(p, outcome):
     assert route_with_model(policy("full"), p, audit_key="k") == Route(outcome, None)

@@ -32,7 +32,9 @@ def station_client(make_line, station_with_token, model_version):
 
 def post(client, external_id="SN-1", data=None, **extra):
     upload = SimpleUploadedFile("part.png", data or image_bytes(), content_type="image/png")
-    return client.post(URL, {"image": upload, "external_id": external_id, **extra}, format="multipart")
+    return client.post(
+        URL, {"image": upload, "external_id": external_id, **extra}, format="multipart"
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -79,10 +81,16 @@ def test_assist_sends_to_review_with_the_model_output(station_client):
 
 @pytest.mark.parametrize(
     ("thresholds", "decision", "in_review"),
-    [(ALWAYS_ACCEPT, "accept", False), (ALWAYS_REJECT, "reject", False), (ALWAYS_UNSURE, "review", True)],
+    [
+        (ALWAYS_ACCEPT, "accept", False),
+        (ALWAYS_REJECT, "reject", False),
+        (ALWAYS_UNSURE, "review", True),
+    ],
 )
 @pytest.mark.django_db(transaction=True)
-def test_partial_decides_when_confident_else_reviews(station_client, thresholds, decision, in_review):
+def test_partial_decides_when_confident_else_reviews(
+    station_client, thresholds, decision, in_review
+):
     client, _ = station_client("partial", **thresholds)
     body = post(client).json()
     assert body["decision"] == decision
@@ -93,13 +101,17 @@ def test_partial_decides_when_confident_else_reviews(station_client, thresholds,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_full_decides_and_an_audited_item_keeps_the_model_decision(station_client, django_user_model):
+def test_full_decides_and_an_audited_item_keeps_the_model_decision(
+    station_client, django_user_model
+):
     client, _ = station_client("full", audit_fraction=1.0, **ALWAYS_REJECT)
     body = post(client).json()
     assert (body["decision"], body["decided_by"]) == ("reject", "model")
     item = ReviewItem.objects.get(inspection_id=body["id"])
     assert item.reason == "audit"
-    decide_review_item(item=item, inspector=django_user_model.objects.create_user("aud"), outcome="accept")
+    decide_review_item(
+        item=item, inspector=django_user_model.objects.create_user("aud"), outcome="accept"
+    )
     assert Decision.objects.get(inspection_id=body["id"]).outcome == "reject"
     assert client.get(f"{URL}{body['id']}/").json()["decision"] == "reject"
 
@@ -120,7 +132,11 @@ def test_retry_with_the_same_image_returns_the_same_inspection(station_client):
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["decision"] == "reject"
-    assert (Inspection.objects.count(), Prediction.objects.count(), Decision.objects.count()) == (1, 1, 1)
+    assert (Inspection.objects.count(), Prediction.objects.count(), Decision.objects.count()) == (
+        1,
+        1,
+        1,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -136,7 +152,9 @@ def test_retry_with_another_image_is_a_conflict_that_changes_nothing(station_cli
 
 
 @pytest.mark.django_db(transaction=True)
-def test_same_external_id_on_another_station_is_another_inspection(station_client, station_with_token):
+def test_same_external_id_on_another_station_is_another_inspection(
+    station_client, station_with_token
+):
     client, station = station_client("human_only")
     _, token = station_with_token(station.line, name="cam-2")
     other = APIClient()

@@ -57,10 +57,29 @@ class Worker:
         }
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "loupe", "worker", "-Q", "inference",
-             "--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "-l", "info", "-n", f"{name}@%h"],
-            cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "loupe",
+                "worker",
+                "-Q",
+                "inference",
+                "--pool=prefork",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "info",
+                "-n",
+                f"{name}@%h",
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.wait_for_log("ready.", timeout=60)

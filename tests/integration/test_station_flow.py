@@ -114,7 +114,11 @@ def test_a_retried_post_creates_no_second_task_or_decision(station, worker):
     again = post(session, url, "SN-RETRY")
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
-    assert (Inspection.objects.count(), Prediction.objects.count(), Decision.objects.count()) == (1, 1, 1)
+    assert (Inspection.objects.count(), Prediction.objects.count(), Decision.objects.count()) == (
+        1,
+        1,
+        1,
+    )
     task = f"inspection.predict:{first.json()['id']}"
     assert worker.text().count(f"[{task}] received") == 1
 

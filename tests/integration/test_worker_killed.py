@@ -35,8 +35,12 @@ def test_killed_worker_task_is_redelivered_and_decided_once(
         shutil.copy(trained_artifact, target)
     model = register_model_version(artifact=target, name="tiny")
     line = services.create_line(
-        name="line-kill", level="full", accept_threshold=0.0, reject_threshold=0.0001,
-        latency_budget_ms=120_000, audit_fraction=0.0,
+        name="line-kill",
+        level="full",
+        accept_threshold=0.0,
+        reject_threshold=0.0001,
+        latency_budget_ms=120_000,
+        audit_fraction=0.0,
     )
     services.activate_model(line=line, model_version=model, changed_by="test")
     _, token = services.create_station(line=line, name="cam-1")

@@ -68,7 +68,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {done}/{total} images")
 
         path = generate_dataset(
-            opts["out_dir"], count=opts["count"], seed=opts["seed"], config=SurfaceConfig(**fields),
+            opts["out_dir"],
+            count=opts["count"],
+            seed=opts["seed"],
+            config=SurfaceConfig(**fields),
             progress=progress,
         )
         self.stdout.write(self.style.SUCCESS(f"wrote {opts['count']} images and {path}"))

@@ -1,0 +1,289 @@
+"""Training a defect model from a COCO folder into a single artifact file."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from .artifact import save_artifact
+from .dataset import LabeledImage, load_coco_folder
+from .generator import DEFECT_CLASSES
+from .inference import DefectModel, Preprocessing
+from .metrics import box_hit_rate, evaluate
+from .model import DEFAULT_ARCHITECTURE, INPUT_MULTIPLE, OUTPUT_STRIDE, build_model
+
+WEIGHT_DECAY = 1e-4
+MAP_LOSS_WEIGHT = 4.0
+MAP_POS_WEIGHT = 2.0  # defect cells are a few percent of the map; don't let "all clear" win
+BRIGHTNESS_JITTER = 0.25
+PIXEL_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+DEFAULT_PIXEL_THRESHOLD = 0.5
+CALIBRATION_IMAGES = 400
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 36
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    seed: int = 0
+    input_size: int = 128
+    holdout_fraction: float = 0.2
+    time_budget_s: float = 240.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError("epochs, batch_size and learning_rate must be positive")
+        if self.input_size < INPUT_MULTIPLE or self.input_size % INPUT_MULTIPLE:
+            raise ValueError(f"input_size must be a positive multiple of {INPUT_MULTIPLE}")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError("holdout_fraction must be within [0, 1)")
+        if self.time_budget_s <= 0:
+            raise ValueError("time_budget_s must be positive")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    artifact_path: Path
+    sha256: str
+    metrics: dict[str, float]
+    architecture: str
+    hyperparameters: dict
+    train_seconds: float
+    train_count: int
+    holdout_count: int
+
+
+def split_samples(
+    samples: Sequence[LabeledImage], holdout_fraction: float
+) -> tuple[list[LabeledImage], list[LabeledImage]]:
+    """Held-out membership depends only on the file name, so it survives dataset growth."""
+    train, holdout = [], []
+    for sample in samples:
+        digest = hashlib.sha256(sample.path.name.encode()).digest()
+        (holdout if int.from_bytes(digest[:8]) / 2**64 < holdout_fraction else train).append(sample)
+    return train, holdout
+
+
+def train_model(
+    data_dir: Path,
+    out_path: Path,
+    *,
+    config: TrainConfig = TrainConfig(),  # noqa: B008 - frozen, so sharing it is safe
+    device: str = "cpu",
+    log: Callable[[str], None] = lambda s: None,
+) -> TrainResult:
+    started = time.perf_counter()
+    samples = load_coco_folder(Path(data_dir))
+    train, holdout = split_samples(samples, config.holdout_fraction)
+    if not train:
+        raise ValueError(f"{data_dir}: no images left for training after the hold-out split")
+    classes = _classes(samples)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    size = config.input_size
+    pixels, masks, labels = _decode(train, classes, size)
+    mean = pixels.float().mean(dim=(0, 2, 3)) / 255.0
+    std = (pixels.float() / 255.0).std(dim=(0, 2, 3)).clamp_min(1e-3)
+    preprocessing = Preprocessing(size, tuple(mean.tolist()), tuple(std.tolist()))
+    pixels, masks, labels = pixels.to(device), masks.to(device), labels.to(device)
+    log(f"decoded {len(train)} training images in {time.perf_counter() - started:.1f}s")
+
+    network = build_model(DEFAULT_ARCHITECTURE, len(classes)).to(device)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.learning_rate, weight_decay=WEIGHT_DECAY
+    )
+    pos_weight = torch.tensor(MAP_POS_WEIGHT, device=device)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    loop_started = time.perf_counter()
+    step = 0
+    epochs_done = 0
+    for epoch in range(config.epochs):
+        network.train()
+        epoch_started = time.perf_counter()
+        order = torch.randperm(len(train), generator=generator).to(device)
+        loss_sum = 0.0
+        for first in range(0, len(train), config.batch_size):
+            index = order[first : first + config.batch_size]
+            x, target = _augment(pixels[index], masks[index], generator)
+            # cosine decay over whichever runs out first, steps or time, so a run cut short
+            # by the budget still ends at a low learning rate
+            spent = (time.perf_counter() - loop_started) / config.time_budget_s
+            progress = min(1.0, max(step / total_steps, spent))
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+            image_logits, map_logits = network(preprocessing.normalize(x))
+            loss = F.binary_cross_entropy_with_logits(
+                image_logits, labels[index]
+            ) + MAP_LOSS_WEIGHT * F.binary_cross_entropy_with_logits(
+                map_logits, target, pos_weight=pos_weight
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * len(index)
+            step += 1
+        epochs_done += 1
+        log(
+            f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / len(train):.4f} "
+            f"{time.perf_counter() - epoch_started:.1f}s"
+        )
+        if time.perf_counter() - loop_started >= config.time_budget_s:
+            log(f"time budget of {config.time_budget_s:.0f}s reached after {epochs_done} epochs")
+            break
+
+    pixel_threshold = _calibrate_pixel_threshold(
+        network, classes, preprocessing, train, pixels, config.batch_size, device
+    )
+    log(f"pixel threshold {pixel_threshold}")
+    hyperparameters = {
+        **asdict(config),
+        "pixel_threshold": pixel_threshold,
+        "epochs_completed": epochs_done,
+        "weight_decay": WEIGHT_DECAY,
+        "map_loss_weight": MAP_LOSS_WEIGHT,
+        "map_pos_weight": MAP_POS_WEIGHT,
+        "brightness_jitter": BRIGHTNESS_JITTER,
+        "output_stride": OUTPUT_STRIDE,
+    }
+    model = DefectModel(
+        network,
+        classes=classes,
+        architecture=DEFAULT_ARCHITECTURE,
+        preprocessing=preprocessing,
+        hyperparameters=hyperparameters,
+        device=device,
+        pixel_threshold=pixel_threshold,
+    )
+    metrics = evaluate(model, holdout) if holdout else {"count": 0.0}
+    sha256 = save_artifact(
+        Path(out_path),
+        model=network,
+        preprocessing=preprocessing,
+        classes=classes,
+        architecture=DEFAULT_ARCHITECTURE,
+        hyperparameters=hyperparameters,
+        metrics=metrics,
+    )
+    seconds = time.perf_counter() - started
+    log(f"trained in {seconds:.1f}s; held-out metrics {metrics}")
+    return TrainResult(
+        artifact_path=Path(out_path),
+        sha256=sha256,
+        metrics=metrics,
+        architecture=DEFAULT_ARCHITECTURE,
+        hyperparameters=hyperparameters,
+        train_seconds=seconds,
+        train_count=len(train),
+        holdout_count=len(holdout),
+    )
+
+
+def _calibrate_pixel_threshold(
+    network: torch.nn.Module,
+    classes: tuple[str, ...],
+    preprocessing: Preprocessing,
+    samples: Sequence[LabeledImage],
+    pixels: torch.Tensor,
+    batch_size: int,
+    device: str,
+) -> float:
+    """The map threshold whose boxes best match the true boxes of defective training images.
+
+    How far the map spreads around a defect differs from run to run, so a fixed threshold
+    would make boxes too loose in one model and too tight in the next.
+    """
+    picked = [i for i, s in enumerate(samples) if s.boxes][:CALIBRATION_IMAGES]
+    if not picked:
+        return DEFAULT_PIXEL_THRESHOLD
+    model = DefectModel(
+        network, classes=classes, architecture="", preprocessing=preprocessing, device=device
+    )
+    probabilities, maps = [], []
+    for first in range(0, len(picked), batch_size):
+        index = torch.tensor(picked[first : first + batch_size], device=pixels.device)
+        p, m = model.infer(preprocessing.normalize(pixels[index].float() / 255.0))
+        probabilities.extend(p.tolist())
+        maps.extend(m)
+    truth = [samples[i].boxes for i in picked]
+    sizes = [(samples[i].width, samples[i].height) for i in picked]
+
+    def hit_rate(threshold: float) -> float:
+        model.pixel_threshold = threshold
+        found = [
+            model.extract_regions(m, p, size)
+            for m, p, size in zip(maps, probabilities, sizes, strict=True)
+        ]
+        return box_hit_rate(truth, found)
+
+    # among equally good thresholds prefer the middle of the range
+    return max(PIXEL_THRESHOLDS, key=lambda t: (round(hit_rate(t), 3), -abs(t - 0.5)))
+
+
+def _classes(samples: Sequence[LabeledImage]) -> tuple[str, ...]:
+    # the known classes always get a channel so models trained on different mixes line up
+    extra = {box.label for s in samples for box in s.boxes} - set(DEFECT_CLASSES)
+    return DEFECT_CLASSES + tuple(sorted(extra))
+
+
+def _decode(
+    samples: Sequence[LabeledImage], classes: tuple[str, ...], size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 images Nx3xSxS, box masks NxCx(S/4)x(S/4) and image labels N, all in memory."""
+    fit = Preprocessing(size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    cells = size // OUTPUT_STRIDE
+    pixels = np.empty((len(samples), size, size, 3), np.uint8)
+    masks = np.zeros((len(samples), len(classes), cells, cells), np.float32)
+    channel = {name: i for i, name in enumerate(classes)}
+    for i, sample in enumerate(samples):
+        with Image.open(sample.path) as image:
+            pixels[i] = fit.resize(image)
+        # boxes are rescaled with the image, then each touched map cell is marked
+        sx = cells / sample.width
+        sy = cells / sample.height
+        for box in sample.boxes:
+            c0, c1 = _cell_span(box.x0 * sx, box.x1 * sx, cells)
+            r0, r1 = _cell_span(box.y0 * sy, box.y1 * sy, cells)
+            masks[i, channel[box.label], r0:r1, c0:c1] = 1.0
+    labels = torch.tensor([float(s.is_defective) for s in samples])
+    return (
+        torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
+        torch.from_numpy(masks),
+        labels,
+    )
+
+
+def _cell_span(lo: float, hi: float, cells: int) -> tuple[int, int]:
+    start = min(max(int(math.floor(lo)), 0), cells - 1)
+    end = max(min(int(math.ceil(hi)), cells), start + 1)
+    return start, end
+
+
+def _augment(
+    pixels: torch.Tensor, masks: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random flips, transposes and brightness per image; masks follow the geometry."""
+    n = pixels.shape[0]
+    device = pixels.device
+    x = pixels.float() / 255.0
+    for dims in ((3,), (2,)):
+        pick = (torch.rand(n, generator=generator) < 0.5).to(device).view(n, 1, 1, 1)
+        x = torch.where(pick, x.flip(dims), x)
+        masks = torch.where(pick, masks.flip(dims), masks)
+    # square inputs, so a transpose plus the flips covers all eight rotations and mirrors
+    pick = (torch.rand(n, generator=generator) < 0.5).to(device).view(n, 1, 1, 1)
+    x = torch.where(pick, x.transpose(2, 3), x)
+    masks = torch.where(pick, masks.transpose(2, 3), masks)
+    gain = 1.0 + BRIGHTNESS_JITTER * (2 * torch.rand(n, 1, 1, 1, generator=generator) - 1)
+    return (x * gain.to(device)).clamp(0.0, 1.0), masks

@@ -35,6 +35,12 @@ class Line(models.Model):
     active_model = models.ForeignKey(
         "ml.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
     )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="lines",
+        help_text="Users who work this line; they see only their lines' items and figures.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -276,6 +282,9 @@ class ReviewItem(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    time_spent_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From the item showing on screen to the decision."
+    )
     model_agrees = models.BooleanField(
         null=True,
         blank=True,

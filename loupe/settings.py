@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "inspection",
     "review",
     "labeling",
+    "accounts",  # last: its post_migrate hook needs every other app's permissions
 ]
 
 MIDDLEWARE = [
@@ -46,6 +47,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # every page needs a login except the login page and the station API (token auth)
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -64,6 +67,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.role",
             ],
         },
     },
@@ -91,6 +95,19 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # the review and labeling pages read it to send JSON requests
+
+# Review queue: a claim lapses after this long without activity and the item returns to the
+# queue; a decision can be undone by its inspector for this long.
+LOUPE_REVIEW_CLAIM_S = env_int("LOUPE_REVIEW_CLAIM_S", 180, minimum=10)
+LOUPE_UNDO_WINDOW_S = env_int("LOUPE_UNDO_WINDOW_S", 10, minimum=1)
+# Raising a line above assist needs at least this many items where model and human both
+# answered (shadow and audit); a supervisor can override with a written reason.
+LOUPE_MIN_AGREEMENT_ITEMS = env_int("LOUPE_MIN_AGREEMENT_ITEMS", 200, minimum=0)
 LOUPE_MODEL_DIR = Path(env_str("LOUPE_MODEL_DIR", str(VAR_DIR / "models")))
 WHITENOISE_USE_FINDERS = True
 
@@ -136,6 +153,9 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery closes the Django connection after every task by default: a new PostgreSQL
+# connection per image costs milliseconds on the hot path.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 # Redis redelivers an unacked message (its worker died) once it is older than the visibility

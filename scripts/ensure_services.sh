@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Start PostgreSQL and Redis when they are not running (installing them on a bare machine).
+# Start PostgreSQL and Redis when they are not running, and install them and Debian's Chromium
+# (for the browser tests) on a bare machine.
 set -euo pipefail
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium for the browser tests" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 if ! command -v redis-server >/dev/null || ! command -v pg_ctlcluster >/dev/null; then
   echo "installing postgresql and redis-server" >&2

@@ -17,3 +17,55 @@ def image_bytes(fmt: str = "PNG", size=(128, 128), mode: str = "RGB", seed: int 
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+def seed_model_version(name: str = "seeded"):
+    """A registered version whose artifact is never loaded: for tests that record predictions
+    themselves instead of running a network."""
+    import hashlib
+
+    from ml.models import ModelVersion
+
+    return ModelVersion.objects.create(
+        name=name,
+        artifact_path=f"{name}.pt",
+        artifact_sha256=hashlib.sha256(name.encode()).hexdigest(),
+        architecture="seeded",
+        classes=["scratch", "dent", "spot", "crack"],
+    )
+
+
+def seed_inspection(station, external_id, *, probability=None, regions=(), model_version=None):
+    """An inspection received and routed by the real services, with the model's output given
+    instead of computed: the station's line decides what happens (review item, decision...).
+
+    regions: dicts {x0, y0, x1, y1, label, score}. Needs probability and model_version at the
+    levels that run a model.
+    """
+    from inspection import routing, services
+    from inspection.images import validate_image
+    from ml.engine.types import ModelOutput, Region
+
+    data = image_bytes(seed=sum(external_id.encode()) % 97)
+    image = validate_image(data, max_bytes=10_000_000, max_pixels=10_000_000)
+    inspection, _ = services.receive_inspection(
+        station=station, external_id=external_id, image=image, metadata={}
+    )
+    if probability is None:
+        return inspection
+    output = ModelOutput(probability, tuple(Region(**r) for r in regions))
+    services._record_prediction(
+        inspection=inspection,
+        model_version=model_version,
+        output=output,
+        latency_ms=5.0,
+        is_late=False,
+    )
+    route = routing.route_with_model(
+        services.policy_of(inspection),
+        probability,
+        audit_key=f"{inspection.station_id}:{inspection.external_id}",
+    )
+    services._apply_route(inspection, route, model_version=model_version)
+    inspection.refresh_from_db()
+    return inspection

@@ -1,0 +1,143 @@
+"""Accounts, roles and line scoping: who may see and do what, in pages and APIs."""
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from tests.helpers import image_bytes, seed_inspection
+
+
+@pytest.fixture
+def two_lines(make_line, station_with_token):
+    line_a, line_b = make_line(name="line-a"), make_line(name="line-b")
+    station_a, token_a = station_with_token(line_a)
+    station_b, _ = station_with_token(line_b)
+    return {
+        "a": (line_a, seed_inspection(station_a, "A-1"), token_a),
+        "b": (line_b, seed_inspection(station_b, "B-1"), None),
+    }
+
+
+def create(username, role, *lines, password="a-long-password-42"):
+    out = io.StringIO()
+    args = [username, "--role", role, "--password-from-stdin"]
+    for line in lines:
+        args += ["--line", line]
+    stdin = io.StringIO(password + "\n")
+    import sys
+
+    real, sys.stdin = sys.stdin, stdin
+    try:
+        call_command("create_user", *args, stdout=out)
+    finally:
+        sys.stdin = real
+    return get_user_model().objects.get(username=username), out.getvalue()
+
+
+def test_create_user_assigns_role_and_lines(two_lines):
+    user, out = create("ana", "inspector", "line-a")
+    assert "created inspector ana on line-a" in out
+    assert list(user.groups.values_list("name", flat=True)) == ["inspector"]
+    assert list(user.lines.values_list("name", flat=True)) == ["line-a"]
+    assert user.check_password("a-long-password-42")
+    assert user.has_perm("inspection.change_reviewitem")
+    assert not user.has_perm("inspection.change_line")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("ana", "inspector", "nowhere"), "no line named nowhere"),
+        (("ana", "inspector"), "at least one --line"),
+        (("ana", "inspector", "line-a"), "short"),  # password too short
+    ],
+)
+def test_create_user_refuses_bad_input(two_lines, args, message):
+    password = "short" if message == "short" else "a-long-password-42"
+    with pytest.raises(CommandError, match=message):
+        create(*args, password=password)
+    assert not get_user_model().objects.filter(username="ana").exists()
+
+
+@pytest.mark.parametrize(
+    "role, may_review, may_control",
+    [
+        ("inspector", True, False),
+        ("supervisor", True, True),
+        ("data_team", False, False),
+        ("admin", True, True),
+    ],
+)
+def test_each_role_has_its_permissions(two_lines, role, may_review, may_control):
+    user, _ = create("u", role, "line-a")
+    assert user.has_perm("inspection.change_reviewitem") is may_review
+    assert user.has_perm("inspection.change_line") is may_control
+    assert user.has_perm("labeling.view_annotationrevision")
+
+
+@pytest.mark.parametrize("url", ["/", "/review/", "/lines/", "/data/", "/inspections/1/"])
+def test_every_page_needs_a_login(db, url):
+    answer = Client().get(url)
+    assert answer.status_code == 302 and answer["Location"].startswith("/login/")
+
+
+def test_login_page_is_open(db):
+    assert Client().get("/login/").status_code == 200
+
+
+@pytest.mark.parametrize("suffix", ["", "image", "thumb"])
+def test_another_lines_inspection_is_a_404(two_lines, suffix):
+    _, inspection_a, _ = two_lines["a"]
+    _, inspection_b, _ = two_lines["b"]
+    user, _ = create("ana", "inspector", "line-a")
+    client = Client()
+    client.force_login(user)
+    assert client.get(f"/inspections/{inspection_a.pk}/{suffix}").status_code == 200
+    assert client.get(f"/inspections/{inspection_b.pk}/{suffix}").status_code == 404
+
+
+def test_admin_sees_every_line(two_lines):
+    user, _ = create("root", "admin")
+    client = Client()
+    client.force_login(user)
+    _, inspection_b, _ = two_lines["b"]
+    assert client.get(f"/inspections/{inspection_b.pk}/").status_code == 200
+
+
+def test_a_station_token_cannot_use_the_browser_ui(two_lines):
+    _, inspection_a, token = two_lines["a"]
+    client = Client(headers={"Authorization": f"Bearer {token}"})
+    for url in ["/review/", f"/inspections/{inspection_a.pk}/", "/data/"]:
+        answer = client.get(url)
+        assert answer.status_code == 302 and answer["Location"].startswith("/login/")
+    # while the same token works on the station API
+    assert client.get(f"/api/v1/inspections/{inspection_a.pk}/").status_code == 200
+
+
+def test_a_browser_session_cannot_act_as_a_station(two_lines):
+    _, inspection_a, _ = two_lines["a"]
+    user, _ = create("root", "admin")
+    client = Client()
+    client.force_login(user)
+    answer = client.post(
+        "/api/v1/inspections/",
+        {"image": io.BytesIO(image_bytes()), "external_id": "X-1"},
+    )
+    assert answer.status_code == 401
+    assert client.get(f"/api/v1/inspections/{inspection_a.pk}/").status_code == 401
+
+
+def test_user_typed_text_is_escaped_on_the_detail_page(make_line, station_with_token):
+    line = make_line(name="<b>line</b>")
+    station, _ = station_with_token(line)
+    inspection = seed_inspection(station, "<script>alert(1)</script>")
+    user, _ = create("root", "admin")
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/inspections/{inspection.pk}/").content.decode()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;b&gt;line&lt;/b&gt;" in page

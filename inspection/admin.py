@@ -32,6 +32,7 @@ class LineAdmin(admin.ModelAdmin):
         "active_model",
     ]
     inlines = [StationInline]
+    filter_horizontal = ["members"]
 
 
 @admin.register(LineChange)

@@ -141,3 +141,15 @@ def test_user_typed_text_is_escaped_on_the_detail_page(make_line, station_with_t
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b&gt;line&lt;/b&gt;" in page
+
+
+def test_admin_manages_users_and_their_lines(two_lines):
+    user, _ = create("root", "admin")
+    create("ana", "inspector", "line-a")
+    client = Client()
+    client.force_login(user)
+    users = client.get("/admin/auth/user/")
+    assert users.status_code == 200 and b"ana" in users.content
+    ana = get_user_model().objects.get(username="ana")
+    page = client.get(f"/admin/auth/user/{ana.pk}/change/")
+    assert page.status_code == 200 and b"lines this user works" in page.content.lower()

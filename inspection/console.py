@@ -1,0 +1,307 @@
+"""The supervisor console's figures and its one rule for changing a line.
+
+Reads: today's counts per line, the model-vs-human agreement evidence and what a proposed
+level and thresholds would have done to it. Write: `change_line_policy`, which refuses to
+raise a line above assist on too little evidence unless the supervisor overrides with a reason.
+"""
+
+import statistics
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.db.models.functions import ExtractHour
+from django.utils import timezone
+
+from inspection import routing, services
+from inspection.errors import LineRuleBroken
+from inspection.models import (
+    AutomationLevel,
+    DecidedBy,
+    Inspection,
+    Line,
+    Prediction,
+    PredictionRole,
+    ReviewItem,
+    ReviewState,
+)
+
+# How many of the latest agreement items a proposed change is judged on.
+EVIDENCE_WINDOW = 500
+
+LEVEL_ORDER = [
+    AutomationLevel.HUMAN_ONLY,
+    AutomationLevel.SHADOW,
+    AutomationLevel.ASSIST,
+    AutomationLevel.PARTIAL,
+    AutomationLevel.FULL,
+]
+
+
+# Today's counts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    inspected: int
+    decided_by_model: int
+    sent_to_review: int
+    review_backlog: int
+    median_decision_s: float | None
+    agreement_items: int
+    agreeing: int
+
+    @property
+    def agreement_pct(self) -> float | None:
+        return 100 * self.agreeing / self.agreement_items if self.agreement_items else None
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """A local calendar day (settings.TIME_ZONE) as aware datetimes [start, end)."""
+    start = timezone.make_aware(datetime.combine(day, time.min))
+    end = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+    return start, end
+
+
+def day_counts(line: Line, day: date | None = None) -> DayCounts:
+    """The line's figures for one local day (today by default).
+
+    inspected, decided_by_model and sent_to_review count the items received that day;
+    the backlog is the open review items now, whatever day they arrived; the median time to a
+    human decision and the agreement count the review items decided by a human that day.
+    """
+    start, end = day_bounds(day or timezone.localdate())
+    received = Inspection.objects.filter(line=line, received_at__gte=start, received_at__lt=end)
+    inspections = received.aggregate(
+        inspected=Count("pk"),
+        decided_by_model=Count("pk", filter=Q(decision__decided_by=DecidedBy.MODEL)),
+        sent_to_review=Count("pk", filter=Q(review_item__isnull=False)),
+    )
+    decided = ReviewItem.objects.filter(
+        inspection__line=line,
+        state=ReviewState.DECIDED,
+        decided_at__gte=start,
+        decided_at__lt=end,
+    )
+    agreement = decided.aggregate(
+        items=Count("pk", filter=Q(model_agrees__isnull=False)),
+        agreeing=Count("pk", filter=Q(model_agrees=True)),
+    )
+    waits = [
+        (decided_at - received_at).total_seconds()
+        for decided_at, received_at in decided.values_list("decided_at", "inspection__received_at")
+    ]
+    return DayCounts(
+        inspected=inspections["inspected"],
+        decided_by_model=inspections["decided_by_model"],
+        sent_to_review=inspections["sent_to_review"],
+        review_backlog=ReviewItem.objects.filter(
+            inspection__line=line, state=ReviewState.OPEN
+        ).count(),
+        median_decision_s=statistics.median(waits) if waits else None,
+        agreement_items=agreement["items"],
+        agreeing=agreement["agreeing"],
+    )
+
+
+# Agreement evidence and the effect of a change ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgreementItem:
+    """One item both the model and a human judged."""
+
+    defect_probability: float
+    human_decision: str
+    model_agrees: bool
+
+
+def _agreement_predictions(line: Line):
+    """The primary predictions of the line's active model on items a human then decided.
+
+    Every such pair counts (shadow, assist, partial's unsure items, full's audit sample); only
+    the active model's, because another version's agreement is no evidence for this one.
+    """
+    return Prediction.objects.filter(
+        role=PredictionRole.PRIMARY,
+        model_version_id=line.active_model_id,
+        inspection__line=line,
+        inspection__review_item__state=ReviewState.DECIDED,
+        inspection__review_item__model_agrees__isnull=False,
+    )
+
+
+def count_agreement_items(line: Line) -> int:
+    if line.active_model_id is None:
+        return 0
+    return _agreement_predictions(line).count()
+
+
+def latest_agreement_items(line: Line, limit: int = EVIDENCE_WINDOW) -> list[AgreementItem]:
+    if line.active_model_id is None:
+        return []
+    rows = (
+        _agreement_predictions(line)
+        .order_by("-inspection__review_item__decided_at", "-pk")
+        .values_list(
+            "defect_probability",
+            "inspection__review_item__decision",
+            "inspection__review_item__model_agrees",
+        )[:limit]
+    )
+    return [AgreementItem(p, decision, agrees) for p, decision, agrees in rows]
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a level and thresholds would have done with a set of agreement items."""
+
+    total: int
+    auto_decided: int
+    disagreements: int
+
+    @property
+    def auto_decided_pct(self) -> float | None:
+        return 100 * self.auto_decided / self.total if self.total else None
+
+    @property
+    def to_review(self) -> int:
+        return self.total - self.auto_decided
+
+
+def agreement_pct(items: list[AgreementItem]) -> float | None:
+    return 100 * sum(item.model_agrees for item in items) / len(items) if items else None
+
+
+def effect_of(
+    items: list[AgreementItem], *, level: str, accept_threshold: float, reject_threshold: float
+) -> Effect:
+    """Replay the items through the level's routing rule: how many the model would have
+    decided alone, and how many of those decisions differ from the human's.
+
+    At full level every item is the model's (its audit sample is reviewed but still decided by
+    the model); below partial none is.
+    """
+    policy = routing.Policy(
+        level=level,
+        accept_threshold=accept_threshold,
+        reject_threshold=reject_threshold,
+        audit_fraction=0.0,
+    )
+    auto_decided = disagreements = 0
+    for item in items:
+        outcome = routing.route_with_model(policy, item.defect_probability, audit_key="").outcome
+        if outcome is not None:
+            auto_decided += 1
+            disagreements += outcome != item.human_decision
+    return Effect(total=len(items), auto_decided=auto_decided, disagreements=disagreements)
+
+
+# The minimum of evidence to raise a level -----------------------------------------------------
+
+
+def needs_minimum(old_level: str, new_level: str) -> bool:
+    """Raising a line to partial or full lets the model decide: that needs evidence."""
+    new_rank = LEVEL_ORDER.index(new_level)
+    return new_rank > LEVEL_ORDER.index(old_level) and new_rank > LEVEL_ORDER.index(
+        AutomationLevel.ASSIST
+    )
+
+
+def minimum_shortfall(line: Line, new_level: str, agreement_items: int) -> str | None:
+    """Why the raise is refused without an override, or None when the evidence suffices."""
+    minimum = settings.LOUPE_MIN_AGREEMENT_ITEMS
+    if not needs_minimum(line.automation_level, new_level) or agreement_items >= minimum:
+        return None
+    return (
+        f"Raising to {AutomationLevel(new_level).label} needs {minimum} agreement items of the "
+        f"active model; this line has {agreement_items}."
+    )
+
+
+def line_version(line: Line) -> str:
+    """Changes with any change of the line: a confirmation shown for an older version is stale."""
+    return line.updated_at.isoformat()
+
+
+@transaction.atomic
+def change_line_policy(
+    *,
+    line: Line,
+    level: str,
+    accept_threshold: float,
+    reject_threshold: float,
+    changed_by: str,
+    reason: str = "",
+    override: bool = False,
+) -> list[tuple[str, str, str]]:
+    """Set the line's level and thresholds together; return the (field, from, to) changed.
+
+    Raises LineRuleBroken when raising to partial or full with fewer agreement items than
+    settings.LOUPE_MIN_AGREEMENT_ITEMS, unless `override` is given with a written reason (the
+    reason then goes to the audit log marked as an override). Raises InvalidInput on a bad
+    level or thresholds. Changes nothing on error; repeating it changes nothing more.
+    """
+    services.validate_level(level)
+    line = Line.objects.select_for_update().get(pk=line.pk)
+    reason = reason.strip()
+    shortfall = minimum_shortfall(line, level, count_agreement_items(line))
+    if shortfall:
+        if not (override and reason):
+            raise LineRuleBroken(f"{shortfall} Override with a written reason to go ahead.")
+        reason = f"Override: {shortfall} {reason}"
+    before = {
+        "automation_level": line.automation_level,
+        "accept_threshold": line.accept_threshold,
+        "reject_threshold": line.reject_threshold,
+    }
+    services.set_line_thresholds(
+        line=line,
+        accept_threshold=accept_threshold,
+        reject_threshold=reject_threshold,
+        changed_by=changed_by,
+        reason=reason,
+    )
+    line = services.set_line_level(line=line, level=level, changed_by=changed_by, reason=reason)
+    return [
+        (field, str(old), str(getattr(line, field)))
+        for field, old in before.items()
+        if getattr(line, field) != old
+    ]
+
+
+def hourly_inspected(line: Line, day: date | None = None) -> list[int]:
+    """Items received in each local hour of the day (24 values; a sparkline's data)."""
+    start, end = day_bounds(day or timezone.localdate())
+    counts = [0] * 24
+    rows = (
+        Inspection.objects.filter(line=line, received_at__gte=start, received_at__lt=end)
+        .annotate(hour=ExtractHour("received_at"))
+        .values("hour")
+        .annotate(n=Count("pk"))
+        .values_list("hour", "n")
+    )
+    for hour, n in rows:
+        counts[hour] += n
+    return counts
+
+
+def level_effect(level: str, accept_threshold: float, reject_threshold: float, audit: float) -> str:
+    """What a level means for the station and the inspectors, in one sentence."""
+    if level == AutomationLevel.HUMAN_ONLY:
+        return "Every item goes to a human; the model is not asked."
+    if level == AutomationLevel.SHADOW:
+        return "The model predicts on every item without showing it; every item goes to a human."
+    if level == AutomationLevel.ASSIST:
+        return "Every item goes to a human, who sees the model's regions and score."
+    if level == AutomationLevel.PARTIAL:
+        return (
+            f"The model accepts when p(defect) ≤ {accept_threshold} and rejects when "
+            f"p(defect) ≥ {reject_threshold}; the items in between go to a human."
+        )
+    return (
+        f"The model decides every item (reject when p(defect) ≥ {reject_threshold}, else "
+        f"accept); an audit sample of {audit * 100:g}% also goes to a human."
+    )

@@ -1,0 +1,94 @@
+"""The supervisor console in a real browser: a confirmed raise, and who may see or change what."""
+
+from inspection import services
+from inspection.models import Line
+from review.services import decide_review_item
+from tests.helpers import seed_inspection, seed_model_version
+
+# (p(defect), the human's decision); the model (reject at 0.8) agrees on 5 of the 8
+KNOWN_SET = [
+    (0.05, "accept"),
+    (0.10, "accept"),
+    (0.15, "reject"),
+    (0.50, "accept"),
+    (0.60, "reject"),
+    (0.85, "reject"),
+    (0.90, "accept"),
+    (0.95, "reject"),
+]
+
+
+def shadow_line_with_evidence(make_user):
+    line = services.create_line(name="press-4", level="shadow")
+    station, _ = services.create_station(line=line, name="cam-1")
+    version = seed_model_version("v1")
+    services.activate_model(line=line, model_version=version, changed_by="cli")
+    inspector = make_user("ivy", "inspector", [line])
+    for i, (p, human) in enumerate(KNOWN_SET):
+        item = seed_inspection(station, f"k-{i}", probability=p, model_version=version).review_item
+        decide_review_item(item=item, inspector=inspector, outcome=human)
+    return line
+
+
+def test_supervisor_raises_a_line_from_shadow_to_partial_through_the_confirmation(
+    make_user, login, screenshot, settings
+):
+    settings.LOUPE_MIN_AGREEMENT_ITEMS = 8
+    line = shadow_line_with_evidence(make_user)
+    page = login(make_user("sam", "supervisor", [line]))
+
+    page.goto("/lines/")
+    row = page.locator("#lines tr[data-line=press-4]")
+    assert row.locator("[data-count=inspected]").inner_text() == "8"
+    assert row.locator("[data-count=agreement]").inner_text() == "62.5% of 8"
+    screenshot(page, "console-lines")
+
+    row.get_by_role("link", name="press-4").click()
+    page.wait_for_url(f"**/lines/{line.pk}/")
+    assert "62.5%" in page.locator("#evidence").inner_text()
+    page.select_option("select[name=automation_level]", "partial")
+    page.fill("input[name=accept_threshold]", "0.1")
+    page.fill("input[name=reject_threshold]", "0.9")
+    page.fill("textarea[name=reason]", "62.5% agreement, thresholds kept wide")
+    screenshot(page, "console-line")
+    page.get_by_role("button", name="Review the change…").click()
+
+    page.wait_for_url(f"**/lines/{line.pk}/change/")
+    effect = page.locator("#confirm-effect").inner_text()
+    assert "would have auto-decided 50% (4), with 1 disagreement" in effect
+    assert "62.5% on the last 8 agreement items" in page.locator("#confirm-evidence").inner_text()
+    assert Line.objects.get(pk=line.pk).automation_level == "shadow"  # nothing changed yet
+    screenshot(page, "console-confirm")
+    page.click("#confirm-change")
+
+    page.wait_for_url(f"**/lines/{line.pk}/")
+    assert page.locator("#line-level").inner_text() == "Partial automation"
+    assert "level shadow → partial" in page.locator(".messages").inner_text()
+    log = page.locator("#audit-log").inner_text()
+    assert "automation_level\tshadow\tpartial\t62.5% agreement, thresholds kept wide" in log
+    line.refresh_from_db()
+    assert (line.automation_level, line.accept_threshold, line.reject_threshold) == (
+        "partial",
+        0.1,
+        0.9,
+    )
+    assert line.changes.get(field="automation_level").changed_by == "sam"
+
+
+def test_an_inspector_sees_the_lines_but_may_not_change_them(make_user, login):
+    line = services.create_line(name="press-4", level="shadow")
+    page = login(make_user("ivo", "inspector", [line]))
+    assert page.goto("/lines/").status == 200
+    assert page.locator("#lines tr[data-line=press-4]").count() == 1
+    page.goto(f"/lines/{line.pk}/")
+    assert page.locator("#line-change-form").count() == 0
+    assert page.goto(f"/lines/{line.pk}/change/").status == 403
+
+
+def test_a_supervisor_of_one_line_does_not_find_another(make_user, login):
+    line_a = services.create_line(name="press-4", level="shadow")
+    line_b = services.create_line(name="press-9", level="shadow")
+    page = login(make_user("sam", "supervisor", [line_a]))
+    assert page.goto(f"/lines/{line_a.pk}/").status == 200
+    assert page.goto(f"/lines/{line_b.pk}/").status == 404
+    assert page.goto(f"/lines/{line_b.pk}/change/").status == 404

@@ -25,7 +25,8 @@ def create_user(*, username: str, role: str, line_names: list[str], password: st
         raise InvalidInput(f"no line named {', '.join(missing)}", field="line")
     if not lines and role != ADMIN:
         raise InvalidInput("a user needs at least one --line (admins see every line)", field="line")
-    user = User(username=username, is_staff=role == ADMIN)
+    # admins manage users and lines in Django admin, which needs the superuser flag
+    user = User(username=username, is_staff=role == ADMIN, is_superuser=role == ADMIN)
     try:
         validate_password(password, user)
     except ValidationError as error:

@@ -13,18 +13,21 @@ if [ ! -f "$DATA/annotations.json" ]; then
   $PY manage.py generate_images "$DATA" --count 2000 --seed 1
 fi
 if [ ! -f var/demo-holdout/annotations.json ]; then
-  $PY manage.py generate_images var/demo-holdout --count 20 --seed 999 >/dev/null
+  $PY manage.py generate_images var/demo-holdout --count 40 --seed 999 >/dev/null
 fi
-$PY manage.py setup_demo "$DATA" --token-file var/demo-station-token
+$PY manage.py setup_demo "$DATA" --token-file var/demo-station-token --seed-images var/demo-holdout
 TOKEN=$(cat var/demo-station-token)
 SAMPLE=$(ls var/demo-holdout/images/*.png | head -1)
 
 cat <<TXT
 
 Loupe is running at http://127.0.0.1:$PORT/
-  API docs (Swagger UI):  http://127.0.0.1:$PORT/api/docs/
-  Admin:                  http://127.0.0.1:$PORT/admin/   admin / loupe-admin
-  Inspector login:        inspector / loupe-inspector
+Log in (http://127.0.0.1:$PORT/login/) as
+  inspector / loupe-inspector     review queue (A accept, R reject, Z undo) and labeling
+  supervisor / loupe-supervisor   lines, automation levels, thresholds
+  data / loupe-data-team          labeled data
+  admin / loupe-admin             everything, and users in http://127.0.0.1:$PORT/admin/
+API docs (Swagger UI, after login): http://127.0.0.1:$PORT/api/docs/
 Post an image as the demo station:
   curl -s -H "Authorization: Bearer $TOKEN" -F image=@$SAMPLE -F external_id=SN-\$RANDOM http://127.0.0.1:$PORT/api/v1/inspections/
 

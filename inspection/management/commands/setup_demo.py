@@ -1,15 +1,26 @@
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from accounts.services import create_user
 from inspection import services
+from inspection.images import validate_image
 from inspection.models import Line, Station
 from ml.services import describe_metrics, train_and_register_model
 
 DEMO_LINE = "demo-line"
 DEMO_STATION = "demo-cam"
-DEMO_USERS = (("admin", "loupe-admin", True), ("inspector", "loupe-inspector", False))
+SHADOW_LINE = "shadow-line"
+SHADOW_STATION = "shadow-cam"
+# (user name, password, role); the demo's logins, printed by scripts/demo.sh
+DEMO_USERS = (
+    ("admin", "loupe-admin", "admin"),
+    ("inspector", "loupe-inspector", "inspector"),
+    ("supervisor", "loupe-supervisor", "supervisor"),
+    ("data", "loupe-data-team", "data_team"),
+)
 
 
 class Command(BaseCommand):
@@ -21,6 +32,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("data_dir", type=Path, help="images written by generate_images")
         parser.add_argument("--token-file", type=Path, required=True)
+        parser.add_argument(
+            "--seed-images",
+            type=Path,
+            help="a generate_images folder whose images the shadow line's camera posts once, "
+            "so inspectors have a queue and supervisors have agreement figures",
+        )
 
     def handle(self, *args, **opts):
         line = Line.objects.filter(name=DEMO_LINE).first() or services.create_line(
@@ -51,11 +68,35 @@ class Command(BaseCommand):
         opts["token_file"].write_text(token + "\n")
         opts["token_file"].chmod(0o600)
 
+        shadow = Line.objects.filter(name=SHADOW_LINE).first() or services.create_line(
+            name=SHADOW_LINE, level="shadow", latency_budget_ms=5000
+        )
+        if shadow.active_model is None:
+            services.activate_model(
+                line=shadow, model_version=line.active_model, changed_by="setup_demo"
+            )
+        if opts["seed_images"] and not shadow.inspections.exists():
+            self._seed(shadow, opts["seed_images"])
+
         users = get_user_model().objects
-        for username, password, is_admin in DEMO_USERS:
+        for username, password, role in DEMO_USERS:
             if not users.filter(username=username).exists():
-                if is_admin:
-                    users.create_superuser(username, password=password)
-                else:
-                    users.create_user(username, password=password)
+                lines = [] if role == "admin" else [DEMO_LINE, SHADOW_LINE]
+                create_user(username=username, role=role, line_names=lines, password=password)
         self.stdout.write(f"station {station.name}: token written to {opts['token_file']}")
+
+    def _seed(self, line, folder: Path):
+        station = Station.objects.filter(line=line, name=SHADOW_STATION).first()
+        if station is None:
+            station, _ = services.create_station(line=line, name=SHADOW_STATION)
+        images = sorted((folder / "images").glob("*.png"))
+        for path in images:
+            image = validate_image(
+                path.read_bytes(),
+                max_bytes=settings.LOUPE_MAX_IMAGE_BYTES,
+                max_pixels=settings.LOUPE_MAX_IMAGE_PIXELS,
+            )
+            services.submit_inspection(
+                station=station, external_id=path.stem, image=image, metadata={"demo": True}
+            )
+        self.stdout.write(f"line {line.name}: {len(images)} items posted, waiting for review")

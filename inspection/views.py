@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import visible_inspections
 from inspection import storage
-from inspection.models import PredictionRole
+from inspection.models import PredictionRole, ReviewState
 from inspection.thumbnails import thumbnail_path
 
 VIEW = "inspection.view_inspection"
@@ -43,10 +43,14 @@ def inspection_thumb(request, pk):
 @permission_required(VIEW, raise_exception=True)
 def inspection_detail(request, pk):
     inspection = _inspection_or_404(request, pk)
-    predictions = inspection.predictions.select_related("model_version").order_by("created_at")
     review_item = getattr(inspection, "review_item", None)
+    predictions = inspection.predictions.select_related("model_version").order_by("created_at")
     events = review_item.events.select_related("user") if review_item else []
     decision = getattr(inspection, "decision", None)
+    # While a shadow or audit item waits for its human, the model's answer stays hidden here
+    # too, as in the review queue: a peek would make the agreement figure meaningless.
+    if review_item and review_item.state == ReviewState.OPEN and not review_item.shows_model:
+        predictions = predictions.none()
     primary = next((p for p in predictions if p.role == PredictionRole.PRIMARY), None)
     scale = 512 / max(inspection.width, inspection.height)  # small images shown larger
     return render(

@@ -47,6 +47,9 @@ class AnnotationRevision(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"revision {self.number} of inspection {self.inspection_id}"
+
     @property
     def is_correction(self) -> bool:
         return self.source == LabelSource.CORRECTION
@@ -54,6 +57,3 @@ class AnnotationRevision(models.Model):
     @property
     def classes(self) -> list[str]:
         return sorted({box["label"] for box in self.boxes})
-
-    def __str__(self) -> str:
-        return f"revision {self.number} of inspection {self.inspection_id}"

@@ -153,3 +153,23 @@ def test_admin_manages_users_and_their_lines(two_lines):
     ana = get_user_model().objects.get(username="ana")
     page = client.get(f"/admin/auth/user/{ana.pk}/change/")
     assert page.status_code == 200 and b"lines this user works" in page.content.lower()
+
+
+def test_detail_page_hides_the_model_from_an_open_shadow_item(make_line, station_with_token):
+    from review.services import decide_review_item
+    from tests.helpers import seed_model_version
+
+    line = make_line(name="shadow-line", level="shadow")
+    station, _ = station_with_token(line)
+    region = {"x0": 1, "y0": 2, "x1": 30, "y1": 40, "label": "dent", "score": 0.93}
+    inspection = seed_inspection(
+        station, "S-1", probability=0.9, regions=[region], model_version=seed_model_version()
+    )
+    user, _ = create("ana", "inspector", "shadow-line")
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/inspections/{inspection.pk}/").content.decode()
+    assert "dent 0.93" not in page and "Hidden until a human has decided" in page
+    decide_review_item(item=inspection.review_item, inspector=user, outcome="reject")
+    page = client.get(f"/inspections/{inspection.pk}/").content.decode()
+    assert "dent 0.93" in page and "0.9000" in page

@@ -16,7 +16,7 @@ from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
 from inspection import routing, services
-from inspection.errors import LineRuleBroken
+from inspection.errors import LineChangedMeanwhile, LineRuleBroken
 from inspection.models import (
     AutomationLevel,
     DecidedBy,
@@ -236,6 +236,7 @@ def change_line_policy(
     changed_by: str,
     reason: str = "",
     override: bool = False,
+    expected_version: str | None = None,
 ) -> list[tuple[str, str, str]]:
     """Set the line's level and thresholds together; return the (field, from, to) changed.
 
@@ -243,9 +244,14 @@ def change_line_policy(
     settings.LOUPE_MIN_AGREEMENT_ITEMS, unless `override` is given with a written reason (the
     reason then goes to the audit log marked as an override). Raises InvalidInput on a bad
     level or thresholds. Changes nothing on error; repeating it changes nothing more.
+    expected_version: the line_version the supervisor's confirmation was shown for; checked
+    under the row lock, so of two supervisors confirming at once the second is refused
+    (LineChangedMeanwhile) instead of overwriting a change they never saw.
     """
     services.validate_level(level)
     line = Line.objects.select_for_update().get(pk=line.pk)
+    if expected_version is not None and line_version(line) != expected_version:
+        raise LineChangedMeanwhile("the line changed after this confirmation was shown")
     reason = reason.strip()
     shortfall = minimum_shortfall(line, level, count_agreement_items(line))
     if shortfall:

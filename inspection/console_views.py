@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.access import visible_lines
 from accounts.roles import CAN_CONTROL_LINES
 from inspection import console
-from inspection.errors import LineRuleBroken
+from inspection.errors import LineChangedMeanwhile, LineRuleBroken
 from inspection.forms import LineChangeForm
 from inspection.models import AutomationLevel
 
@@ -179,7 +179,12 @@ def change_line(request, pk):
             changed_by=request.user.get_username(),
             reason=data["reason"],
             override=data["override"],
+            expected_version=data["line_version"],
         )
+    except LineChangedMeanwhile:
+        line.refresh_from_db()
+        messages.warning(request, "The line changed meanwhile. Check the figures again.")
+        return _render_confirmation(request, line, form, console.count_agreement_items(line))
     except LineRuleBroken as error:
         messages.error(request, error.message)
         return redirect("inspection:line", pk=line.pk)

@@ -51,3 +51,8 @@ class ExternalIdConflict(LoupeError):
 class LineRuleBroken(LoupeError):
     status_code = 422
     code = "rule_broken"
+
+
+class LineChangedMeanwhile(LoupeError):
+    status_code = 409
+    code = "line_changed"

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import visible_inspections
 from inspection import storage
-from inspection.models import PredictionRole, ReviewState
+from inspection.models import DecidedBy, PredictionRole, ReviewState
 from inspection.thumbnails import thumbnail_path
 
 VIEW = "inspection.view_inspection"
@@ -44,13 +44,20 @@ def inspection_thumb(request, pk):
 def inspection_detail(request, pk):
     inspection = _inspection_or_404(request, pk)
     review_item = getattr(inspection, "review_item", None)
+    decision = getattr(inspection, "decision", None)
     predictions = inspection.predictions.select_related("model_version").order_by("created_at")
     events = review_item.events.select_related("user") if review_item else []
-    decision = getattr(inspection, "decision", None)
     # While a shadow or audit item waits for its human, the model's answer stays hidden here
     # too, as in the review queue: a peek would make the agreement figure meaningless.
-    if review_item and review_item.state == ReviewState.OPEN and not review_item.shows_model:
+    model_hidden = (
+        review_item is not None
+        and review_item.state == ReviewState.OPEN
+        and not review_item.shows_model
+    )
+    if model_hidden:
         predictions = predictions.none()
+        if decision is not None and decision.decided_by == DecidedBy.MODEL:
+            decision = None  # an open audit item: the model's decision is its answer
     primary = next((p for p in predictions if p.role == PredictionRole.PRIMARY), None)
     scale = 512 / max(inspection.width, inspection.height)  # small images shown larger
     return render(

@@ -25,15 +25,17 @@ def _inspection_or_404(request, pk):
     return get_object_or_404(visible_inspections(request.user).select_related("line"), pk=pk)
 
 
-def _revision_json(revision) -> dict:
-    prediction = revision.compared_with
+def _revision_json(revision, *, model_hidden: bool = False) -> dict:
+    """model_hidden: leave out what would tell the inspector the model's answer (the source
+    says whether they agreed with it)."""
+    prediction = None if model_hidden else revision.compared_with
     return {
         "number": revision.number,
         "author": revision.author.username,
         "created_at": revision.created_at.isoformat(),
         "image_label": revision.image_label,
         "boxes": revision.boxes,
-        "source": revision.source,
+        "source": None if model_hidden else revision.source,
         "note": revision.note,
         "compared_with": None
         if prediction is None
@@ -96,7 +98,11 @@ def annotations(request, pk):
         revisions = inspection.annotations.select_related(
             "author", "compared_with__model_version"
         ).order_by("number")
-        return {"inspection_id": inspection.pk, "revisions": [_revision_json(r) for r in revisions]}
+        hidden = _model_is_hidden(inspection)
+        return {
+            "inspection_id": inspection.pk,
+            "revisions": [_revision_json(r, model_hidden=hidden) for r in revisions],
+        }
 
     if not request.user.has_perm(CAN_LABEL):
         raise PermissionDenied
@@ -109,7 +115,10 @@ def annotations(request, pk):
         boxes=body.get("boxes", []),
         note=body.get("note", ""),
     )
-    data = {"revision": _revision_json(revision), "created": created}
+    data = {
+        "revision": _revision_json(revision, model_hidden=_model_is_hidden(inspection)),
+        "created": created,
+    }
     return JsonResponse(data, status=201 if created else 200)
 
 
@@ -137,7 +146,11 @@ def history_page(request, pk):
     return render(
         request,
         "labeling/history.html",
-        {"inspection": inspection, "revisions": revisions},
+        {
+            "inspection": inspection,
+            "revisions": revisions,
+            "model_hidden": _model_is_hidden(inspection),
+        },
     )
 
 

@@ -279,7 +279,7 @@
         `Revision ${revision.number} is the ground truth.`;
       showStatus(
         answer.data.created
-          ? `Saved revision ${revision.number} (${revision.source.replace("_", " ")}).`
+          ? (revision.source ? `Saved revision ${revision.number} (${revision.source.replace("_", " ")}).` : `Saved revision ${revision.number}.`)
           : `Nothing changed since revision ${revision.number}.`,
         "ok",
       );

@@ -51,7 +51,8 @@
     if (!item) {
       stage.hidden = true;
       stage.dataset.itemId = "";
-      $("empty").hidden = false;
+      // while the next claim is on its way the queue is not known to be empty
+      $("empty").hidden = Boolean(claiming);
       buttons.forEach((b) => { b.disabled = true; });
       ["fact-external", "fact-line", "fact-level", "fact-reason", "fact-model"].forEach((id) => { $(id).textContent = "–"; });
       return;
@@ -101,12 +102,17 @@
         if (!result.ok) { status(result.data.detail || "could not fetch the next item", true); break; }
         setOpenCount(result.data.open_count, seq);
         if (!result.data.item) break;
+        // an undo that raced this claim may already have put the item back on screen
+        if (held.some((i) => i.id === result.data.item.id)) break;
         preload(result.data.item);
         held.push(result.data.item);
         if (held.length === 1) show();
       }
     })();
-    try { await claiming; } finally { claiming = null; }
+    try { await claiming; } finally {
+      claiming = null;
+      if (held.length === 0) show();
+    }
   }
 
   async function decide(decision) {
@@ -115,13 +121,14 @@
     busy = true;
     const timeSpent = Math.round(performance.now() - shownAt);
     const seq = ++sentSeq;
+    const sentAt = Date.now();  // the server's decided_at is later: its window outlasts ours
     const result = await loupe.postJSON(itemUrl(item.id, "decide"), { decision, time_spent_ms: timeSpent });
     busy = false;
     if (result.ok) {
       decidedHere += 1;
       $("decided-count").textContent = decidedHere;
       setOpenCount(result.data.open_count, seq);
-      lastDecision = { item, at: Date.now() };
+      lastDecision = { item, at: sentAt };
       status(`${item.external_id}: ${decision}ed`);
       tickUndo();
     } else if (result.status === 409 || result.status === 404) {
@@ -131,8 +138,8 @@
       return;  // keep the item on screen so nothing is lost
     }
     held.shift();
+    refill();  // first, so the screen shows "loading", not "empty", while it claims
     show();
-    refill();
   }
 
   async function undo() {
@@ -161,8 +168,14 @@
   }
   setInterval(tickUndo, 250);
 
-  // The claim lapses after minutes without activity; while the page is open it stays ours.
+  // A claim lapses after minutes without activity: it is kept only while the inspector
+  // presses keys or moves the mouse, so a tab left open gives its items back to the queue.
+  let activeSince = Date.now();
+  for (const type of ["keydown", "pointermove", "pointerdown"]) {
+    document.addEventListener(type, () => { activeSince = Date.now(); }, { passive: true });
+  }
   setInterval(() => {
+    if (Date.now() - activeSince > keepEveryMs) return;
     for (const item of held) loupe.postJSON(itemUrl(item.id, "keep"), {});
   }, keepEveryMs);
   // An empty queue looks again every few seconds.
@@ -190,6 +203,6 @@
   $("reject").addEventListener("click", () => decide("reject"));
   $("undo").addEventListener("click", undo);
 
-  show();
   refill();
+  show();
 })();

@@ -173,3 +173,28 @@ def test_detail_page_hides_the_model_from_an_open_shadow_item(make_line, station
     decide_review_item(item=inspection.review_item, inspector=user, outcome="reject")
     page = client.get(f"/inspections/{inspection.pk}/").content.decode()
     assert "dent 0.93" in page and "0.9000" in page
+
+
+def test_open_audit_item_hides_the_models_decision_everywhere(make_line, station_with_token):
+    from tests.helpers import seed_model_version
+
+    line = make_line(name="full-line", level="full", audit_fraction=1.0)
+    station, _ = station_with_token(line)
+    inspection = seed_inspection(
+        station, "F-1", probability=0.95, regions=[], model_version=seed_model_version()
+    )
+    assert inspection.review_item.reason == "audit"
+    user, _ = create("ana", "inspector", "full-line")
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/inspections/{inspection.pk}/").content.decode()
+    assert 'class="badge reject"' not in page and "0.9500" not in page
+    client.post(
+        f"/inspections/{inspection.pk}/annotations/",
+        '{"image_label": "ok", "boxes": []}',
+        content_type="application/json",
+    )
+    saved = client.get(f"/inspections/{inspection.pk}/annotations/").json()["revisions"][0]
+    assert saved["source"] is None and saved["compared_with"] is None
+    history = client.get(f"/inspections/{inspection.pk}/history/").content.decode()
+    assert "Correction" not in history and "hidden until a human has decided" in history

@@ -237,3 +237,27 @@ def test_enough_evidence_needs_no_override(shadow_line, settings):
         ("automation_level", "shadow", "partial", "sam", "62.5% agreement"),
         ("reject_threshold", "0.8", "0.9", "sam", "62.5% agreement"),
     ]
+
+
+def test_a_change_confirmed_for_an_older_version_of_the_line_is_refused(db, make_line):
+    from inspection import console
+    from inspection.errors import LineChangedMeanwhile
+    from inspection.models import Line
+
+    line = make_line(name="race", level="shadow")
+    seen = console.line_version(line)
+    # another supervisor's change lands first
+    console.change_line_policy(
+        line=line, level="assist", accept_threshold=0.2, reject_threshold=0.8, changed_by="sam"
+    )
+    with pytest.raises(LineChangedMeanwhile):
+        console.change_line_policy(
+            line=line,
+            level="human_only",
+            accept_threshold=0.1,
+            reject_threshold=0.9,
+            changed_by="tom",
+            expected_version=seen,
+        )
+    line = Line.objects.get(pk=line.pk)
+    assert (line.automation_level, line.accept_threshold) == ("assist", 0.2)

@@ -138,3 +138,31 @@ def test_undo_after_the_window_is_refused(queue, make_user, settings):
     with pytest.raises(UndoNotAllowed):
         services.undo_decision(item=item, user=ana)
     assert Decision.objects.get().outcome == "reject"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inspectors_claiming_at_the_same_moment_get_different_items(queue, make_user):
+    """Eight threads, eight database connections, one barrier: every claim is a different item."""
+    import threading
+
+    from django.db import connection
+
+    line, items = queue(8)
+    users = [make_user(f"user{i}", lines=[line]) for i in range(8)]
+    barrier = threading.Barrier(len(users))
+    claimed = []
+
+    def work(user):
+        try:
+            barrier.wait()
+            item = claim(user)
+            claimed.append(item.pk if item else None)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(item.pk for item in items)

@@ -80,12 +80,11 @@ def test_deciding_an_item_held_by_another_inspector_is_a_409(queue, make_user):
 
 
 def test_another_lines_item_is_a_404(queue, make_user):
-    queue(1, name="line-a")
-    line_b, items_b = queue(1, name="line-b")
+    _, items_a = queue(1, name="line-a")
+    line_b, _ = queue(1, name="line-b")
     client = Client()
     client.force_login(make_user("ana", lines=[line_b]))
-    other = items_b[0].pk - 1  # line-a's item
-    answer = post(client, f"/review/items/{other}/decide", {"decision": "accept"})
+    answer = post(client, f"/review/items/{items_a[0].pk}/decide", {"decision": "accept"})
     assert answer.status_code == 404 and answer.json()["error"] == "not_found"
     assert not Decision.objects.exists()
 

@@ -17,12 +17,18 @@ _VIEW = ["inspection.view_inspection", "inspection.view_line", "labeling.view_an
 _REVIEW = ["inspection.change_reviewitem"]
 _LABEL = ["labeling.add_annotationrevision"]
 _CONTROL = ["inspection.change_line"]
+_DATASETS = [
+    "datasets.view_datasetversion",
+    "datasets.add_datasetversion",
+    "datasets.add_datasetexport",
+    "datasets.add_datasetimport",
+]
 
 PERMISSIONS = {
     INSPECTOR: _VIEW + _REVIEW + _LABEL,
-    SUPERVISOR: _VIEW + _REVIEW + _LABEL + _CONTROL,
-    DATA_TEAM: _VIEW + _LABEL,
-    ADMIN: _VIEW + _REVIEW + _LABEL + _CONTROL,
+    SUPERVISOR: _VIEW + _REVIEW + _LABEL + _CONTROL + _DATASETS,
+    DATA_TEAM: _VIEW + _LABEL + _DATASETS,
+    ADMIN: _VIEW + _REVIEW + _LABEL + _CONTROL + _DATASETS,
 }
 
 # What each role can do in the browser, for the navigation and for checks in views

@@ -73,7 +73,7 @@ def day_counts(line: Line, day: date | None = None) -> DayCounts:
     human decision and the agreement count the review items decided by a human that day.
     """
     start, end = day_bounds(day or timezone.localdate())
-    received = Inspection.objects.filter(line=line, received_at__gte=start, received_at__lt=end)
+    received = _received_live(line, start, end)
     inspections = received.aggregate(
         inspected=Count("pk"),
         decided_by_model=Count("pk", filter=Q(decision__decided_by=DecidedBy.MODEL)),
@@ -278,12 +278,22 @@ def change_line_policy(
     ]
 
 
+def _received_live(line: Line, start, end):
+    """Items the line's stations posted in [start, end); imported history is not that day's
+    work, though its rows are created then."""
+    from datasets.importers import IMPORT_STATION
+
+    return Inspection.objects.filter(
+        line=line, received_at__gte=start, received_at__lt=end
+    ).exclude(station__name=IMPORT_STATION)
+
+
 def hourly_inspected(line: Line, day: date | None = None) -> list[int]:
     """Items received in each local hour of the day (24 values; a sparkline's data)."""
     start, end = day_bounds(day or timezone.localdate())
     counts = [0] * 24
     rows = (
-        Inspection.objects.filter(line=line, received_at__gte=start, received_at__lt=end)
+        _received_live(line, start, end)
         .annotate(hour=ExtractHour("received_at"))
         .values("hour")
         .annotate(n=Count("pk"))

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "inspection",
     "review",
     "labeling",
+    "datasets",
     "accounts",  # last: its post_migrate hook needs every other app's permissions
 ]
 
@@ -105,9 +106,21 @@ CSRF_COOKIE_HTTPONLY = False  # the review and labeling pages read it to send JS
 # queue; a decision can be undone by its inspector for this long.
 LOUPE_REVIEW_CLAIM_S = env_int("LOUPE_REVIEW_CLAIM_S", 180, minimum=10)
 LOUPE_UNDO_WINDOW_S = env_int("LOUPE_UNDO_WINDOW_S", 10, minimum=1)
-# Raising a line above assist needs at least this many items where model and human both
-# answered (shadow and audit); a supervisor can override with a written reason.
+# Raising a line above assist needs at least this many items of the line's active model that
+# a human also decided (shadow, assist, partial's unsure items, full's audit sample); a
+# supervisor can override with a written reason. `manage.py set_level` is the operator's way
+# around it and is logged like any change.
 LOUPE_MIN_AGREEMENT_ITEMS = env_int("LOUPE_MIN_AGREEMENT_ITEMS", 200, minimum=0)
+
+# Dataset imports: largest uploaded zip, most entries, most bytes unpacked, largest JSON
+LOUPE_IMPORT_MAX_BYTES = env_int("LOUPE_IMPORT_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
+LOUPE_IMPORT_MAX_FILES = env_int("LOUPE_IMPORT_MAX_FILES", 50_000, minimum=1)
+LOUPE_IMPORT_MAX_UNPACKED_BYTES = env_int(
+    "LOUPE_IMPORT_MAX_UNPACKED_BYTES", 2 * 1024**3, minimum=1
+)
+LOUPE_IMPORT_MAX_JSON_BYTES = env_int("LOUPE_IMPORT_MAX_JSON_BYTES", 100 * 1024 * 1024, minimum=1)
+# Exports and imports run on their own queue, so a long export never delays an inspection
+LOUPE_DATASETS_QUEUE = env_str("LOUPE_DATASETS_QUEUE", "datasets")
 LOUPE_MODEL_DIR = Path(env_str("LOUPE_MODEL_DIR", str(VAR_DIR / "models")))
 WHITENOISE_USE_FINDERS = True
 

@@ -13,7 +13,10 @@ urlpatterns = [
     path("review/", include("review.urls")),
     path("", include("inspection.urls")),
     path("", include("labeling.urls")),
+    path("datasets/", include("datasets.urls")),
+    path("models/", include("ml.urls")),
     path("api/v1/", include("inspection.api.urls")),
+    path("api/v1/datasets/", include("datasets.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -41,9 +41,9 @@ def no_dialogs(page):
     "role, lands_on, nav",
     [
         ("inspector", "/review/", ["Review", "Lines", "Labeled data"]),
-        ("supervisor", "/lines/", ["Review", "Lines", "Labeled data"]),
-        ("data_team", "/data/", ["Lines", "Labeled data"]),
-        ("admin", "/lines/", ["Review", "Lines", "Labeled data", "Admin"]),
+        ("supervisor", "/lines/", ["Review", "Lines", "Labeled data", "Datasets"]),
+        ("data_team", "/data/", ["Lines", "Labeled data", "Datasets"]),
+        ("admin", "/lines/", ["Review", "Lines", "Labeled data", "Datasets", "Admin"]),
     ],
 )
 def test_each_role_logs_in_and_lands_on_its_work(

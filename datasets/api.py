@@ -1,0 +1,237 @@
+"""The datasets API for scripts: the same operations as the pages, as JSON.
+
+A script logs in as a Loupe user with HTTP Basic auth (a browser's session works too); a
+station's token is refused here. What a user may do follows their role, and what they see
+their lines, exactly as in the pages (another line's version is a 404).
+"""
+
+from django.contrib.auth.decorators import login_not_required
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.access import visible_lines
+from datasets import limits, services
+from datasets.models import ExportFormat, ImportFormat
+from datasets.payloads import export_payload, import_payload, version_payload
+from datasets.selectors import visible_exports, visible_imports, visible_versions
+from datasets.views import (
+    CAN_EXPORT,
+    CAN_FREEZE,
+    CAN_IMPORT,
+    CAN_VIEW,
+    download_response,
+    manifest_response,
+)
+
+
+class HasDatasetPermission(permissions.BasePermission):
+    """A signed-in user (not a station) whose role grants the view's permission for the
+    method: `view.permissions = {"GET": ..., "POST": ...}`."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if user is None or not getattr(user, "is_authenticated", False):
+            raise NotAuthenticated("sign in as a Loupe user (HTTP Basic auth or a session)")
+        needed = view.permissions.get(request.method)
+        if needed is None or not user.has_perm(needed):
+            raise PermissionDenied("your role does not allow this")
+        return True
+
+
+class DatasetsAPIView(APIView):
+    authentication_classes = [BasicAuthentication, SessionAuthentication]
+    permission_classes = [HasDatasetPermission]
+    permissions: dict = {}
+
+
+class FiltersSerializer(serializers.Serializer):
+    lines = serializers.ListField(child=serializers.CharField(), required=False)
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    sources = serializers.ListField(child=serializers.CharField(), required=False)
+    classes = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class FreezeSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=services.MAX_NAME_LENGTH)
+    filters = FiltersSerializer(required=False)
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=ExportFormat.choices)
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    archive = serializers.FileField()
+    line = serializers.CharField()
+    format = serializers.ChoiceField(choices=ImportFormat.choices)
+
+
+class VersionListView(DatasetsAPIView):
+    permissions = {"GET": CAN_VIEW, "POST": CAN_FREEZE}
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        summary="Dataset versions you can see",
+        operation_id="datasets_list",
+    )
+    def get(self, request):
+        versions = visible_versions(request.user).select_related("created_by")
+        return Response({"versions": [version_payload(v, api=True) for v in versions]})
+
+    @extend_schema(
+        request=FreezeSerializer,
+        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+        summary="Freeze labeled inspections into a version",
+        description="201 with a new version; 200 with the existing one when the same "
+        "revisions are already frozen.",
+    )
+    def post(self, request):
+        body = FreezeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        filters = dict(body.validated_data.get("filters", {}))
+        for key in ("date_from", "date_to"):
+            if key in filters:
+                filters[key] = filters[key].isoformat()
+        version, created = services.freeze_dataset(
+            filters=filters, user=request.user, name=body.validated_data.get("name")
+        )
+        return Response(
+            version_payload(version, api=True),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class VersionDetailView(DatasetsAPIView):
+    permissions = {"GET": CAN_VIEW}
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="One dataset version")
+    def get(self, request, pk: int):
+        version = get_object_or_404(visible_versions(request.user), pk=pk)
+        return Response(version_payload(version, api=True))
+
+
+class ManifestView(DatasetsAPIView):
+    permissions = {"GET": CAN_VIEW}
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR}, summary="manifest.csv")
+    def get(self, request, pk: int):
+        return manifest_response(get_object_or_404(visible_versions(request.user), pk=pk))
+
+
+class VersionExportsView(DatasetsAPIView):
+    permissions = {"GET": CAN_VIEW, "POST": CAN_EXPORT}
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        summary="Exports of a version",
+        operation_id="datasets_version_exports_list",
+    )
+    def get(self, request, pk: int):
+        version = get_object_or_404(visible_versions(request.user), pk=pk)
+        return Response({"exports": [export_payload(e, api=True) for e in version.exports.all()]})
+
+    @extend_schema(
+        request=ExportRequestSerializer,
+        responses={202: OpenApiTypes.OBJECT},
+        summary="Start an export (a zip written by a worker)",
+        description="202 with the export's status; poll status_url until state is done, then "
+        "GET download_url. While the same export is queued or running, that one is returned.",
+    )
+    def post(self, request, pk: int):
+        version = get_object_or_404(visible_versions(request.user), pk=pk)
+        body = ExportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        export, _ = services.start_export(
+            version=version, fmt=body.validated_data["format"], user=request.user
+        )
+        return Response(export_payload(export, api=True), status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDetailView(DatasetsAPIView):
+    permissions = {"GET": CAN_VIEW}
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="An export's progress")
+    def get(self, request, pk: int):
+        export = get_object_or_404(visible_exports(request.user), pk=pk)
+        return Response(export_payload(export, api=True))
+
+
+class ExportDownloadView(DatasetsAPIView):
+    permissions = {"GET": CAN_VIEW}
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY}, summary="The zip")
+    def get(self, request, pk: int):
+        export = get_object_or_404(visible_exports(request.user).select_related("version"), pk=pk)
+        return download_response(export)
+
+
+class ImportListView(DatasetsAPIView):
+    permissions = {"GET": CAN_IMPORT, "POST": CAN_IMPORT}
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        summary="Imports into your lines",
+        operation_id="datasets_imports_list",
+    )
+    def get(self, request):
+        imports = visible_imports(request.user).select_related("line")[:100]
+        return Response({"imports": [import_payload(i, api=True) for i in imports]})
+
+    @extend_schema(
+        request={"multipart/form-data": ImportRequestSerializer},
+        responses={202: OpenApiTypes.OBJECT},
+        summary="Import a COCO or ImageFolder zip into a line",
+        description="202 with the import's status; poll status_url. A refused archive ends "
+        "in state failed with every bad file and its reason in problems.",
+    )
+    def post(self, request):
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > limits.import_max_bytes() + 1024 * 1024:
+            return Response(
+                {
+                    "error": "import_refused",
+                    "detail": f"the archive is over {limits.import_max_bytes()} bytes",
+                },
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        body = ImportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        line = visible_lines(request.user).filter(name=body.validated_data["line"]).first()
+        if line is None:
+            return Response(
+                {"error": "not_found", "detail": "no such line among yours"},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        record = services.start_import(
+            line=line,
+            fmt=body.validated_data["format"],
+            upload=body.validated_data["archive"],
+            user=request.user,
+        )
+        return Response(import_payload(record, api=True), status=status.HTTP_202_ACCEPTED)
+
+
+class ImportDetailView(DatasetsAPIView):
+    permissions = {"GET": CAN_IMPORT}
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="An import's progress and problems")
+    def get(self, request, pk: int):
+        record = get_object_or_404(visible_imports(request.user).select_related("line"), pk=pk)
+        return Response(import_payload(record, api=True))
+
+
+def as_view(view_class):
+    # DRF authenticates these views itself (Basic or session); the site's login redirect
+    # would send a script to an HTML login page instead of a 401
+    return login_not_required(view_class.as_view())

@@ -1,0 +1,28 @@
+"""What of the datasets a user may see: a version only when every line it draws from is
+theirs, so another line's labels never leak through a dataset (other lines = 404)."""
+
+from django.db.models import QuerySet
+
+from accounts.access import visible_lines
+from accounts.roles import is_admin
+from datasets.models import DatasetExport, DatasetImport, DatasetVersion
+from inspection.models import Line
+
+
+def visible_versions(user) -> QuerySet[DatasetVersion]:
+    if not user or not user.is_authenticated:
+        return DatasetVersion.objects.none()
+    if is_admin(user):
+        return DatasetVersion.objects.all()
+    hidden = Line.objects.exclude(pk__in=visible_lines(user))
+    return DatasetVersion.objects.exclude(lines__in=hidden)
+
+
+def visible_exports(user) -> QuerySet[DatasetExport]:
+    return DatasetExport.objects.filter(version__in=visible_versions(user))
+
+
+def visible_imports(user) -> QuerySet[DatasetImport]:
+    if not user or not user.is_authenticated:
+        return DatasetImport.objects.none()
+    return DatasetImport.objects.filter(line__in=visible_lines(user))

@@ -1,0 +1,150 @@
+"""Exports through HTTP (Basic auth, as a script would), a real Celery worker process on the
+datasets queue, PostgreSQL and Redis; the zips are checked with pycocotools and by reading
+the YOLO files back."""
+
+import io
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import requests
+import yaml
+from pycocotools.coco import COCO
+
+from accounts.services import create_user
+from datasets.models import DatasetItem
+from inspection import services
+from labeling.models import AnnotationRevision
+from tests.helpers import seed_inspection
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "export-worker-password-1"
+SCRATCH = {"x0": 3.25, "y0": 4.0, "x1": 60.5, "y1": 33.75, "label": "scratch"}
+SPOT = {"x0": 0.01, "y0": 100.2, "x1": 127.99, "y1": 128.0, "label": "spot"}
+
+
+@pytest.fixture(scope="module")
+def worker(start_worker):
+    # The shared Worker consumes the inference queue; exports go to the datasets queue, so
+    # this worker is started on that queue, as production's export worker is.
+    real_popen = subprocess.Popen
+
+    def on_datasets_queue(args, **kwargs):
+        args = [
+            "datasets" if a == "inference" and args[i - 1] == "-Q" else a
+            for i, a in enumerate(args)
+        ]
+        return real_popen(args, **kwargs)
+
+    with mock.patch.object(subprocess, "Popen", on_datasets_queue):
+        worker = start_worker("datasets")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def script(live_server, worker):
+    """A requests session signed in as a data-team member of line-x, and labeled items."""
+    line = services.create_line(name="line-x")
+    station, _ = services.create_station(line=line, name="cam-1")
+    user = create_user(username="dana", role="data_team", line_names=["line-x"], password=PASSWORD)
+    labels = [("defective", [SCRATCH]), ("defective", [SCRATCH, SPOT]), ("ok", []), ("ok", [])]
+    for index, (image_label, boxes) in enumerate(labels):
+        AnnotationRevision.objects.create(
+            inspection=seed_inspection(station, f"SN-{index}"),
+            number=1,
+            author=user,
+            image_label=image_label,
+            boxes=boxes,
+            source="human",
+        )
+    session = requests.Session()
+    session.auth = ("dana", PASSWORD)
+    yield session, live_server.url
+    # closing the keep-alive socket lets the live server close its database connection
+    session.close()
+
+
+def wait_until_finished(session, url: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = session.get(url, timeout=10).json()
+        if status["state"] in ("done", "failed"):
+            return status
+        time.sleep(0.2)
+    raise TimeoutError(f"export not finished after {timeout}s: {status}")
+
+
+def export(session, base: str, version_id: int, fmt: str) -> dict:
+    started = session.post(
+        f"{base}/api/v1/datasets/{version_id}/exports/", json={"format": fmt}, timeout=10
+    )
+    assert started.status_code == 202, started.text
+    return wait_until_finished(session, base + started.json()["status_url"])
+
+
+def test_exports_written_by_a_worker_load_and_read_back(script, worker, tmp_path):
+    session, base = script
+    frozen = session.post(f"{base}/api/v1/datasets/", json={"name": "w1"}, timeout=30)
+    assert frozen.status_code == 201, frozen.text
+    version = frozen.json()
+    expected = {
+        item.inspection_id: [(b["x0"], b["y0"], b["x1"], b["y1"], b["label"]) for b in item.boxes]
+        for item in DatasetItem.objects.filter(version_id=version["id"])
+    }
+
+    status = export(session, base, version["id"], "coco")
+    assert (status["state"], status["done"], status["total"]) == ("done", 4, 4)
+    download = session.get(base + status["download_url"], timeout=30)
+    assert download.status_code == 200
+    zipfile.ZipFile(io.BytesIO(download.content)).extractall(tmp_path / "coco")
+    coco = COCO(str(tmp_path / "coco" / "annotations.json"))
+    names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
+    read_back = {
+        image_id: [
+            (x, y, x + w, y + h, names[a["category_id"]])
+            for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
+            for x, y, w, h in [a["bbox"]]
+        ]
+        for image_id in coco.getImgIds()
+    }
+    assert read_back == expected  # exactly; defect-free images are there, with no annotation
+
+    status = export(session, base, version["id"], "yolo")
+    assert status["state"] == "done"
+    archive = zipfile.ZipFile(io.BytesIO(session.get(base + status["download_url"]).content))
+    classes = yaml.safe_load(archive.read("data.yaml"))["names"]
+    read_back = {}
+    for item in DatasetItem.objects.filter(version_id=version["id"]):
+        assert f"images/{item.split}/{item.inspection_id}.png" in archive.namelist()
+        boxes = []
+        for line in archive.read(f"labels/{item.split}/{item.inspection_id}.txt").splitlines():
+            cls, cx, cy, w, h = line.split()
+            cx, w = float(cx) * item.width, float(w) * item.width
+            cy, h = float(cy) * item.height, float(h) * item.height
+            box = [round(v, 2) for v in (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)]
+            boxes.append((*box, classes[int(cls)]))
+        read_back[item.inspection_id] = boxes
+    assert read_back == expected
+    assert "Task datasets.export[" in worker.text()
+
+
+def test_a_failed_export_in_the_worker_leaves_no_file(script, worker, settings):
+    session, base = script
+    version = session.post(f"{base}/api/v1/datasets/", json={}, timeout=30).json()
+    item = DatasetItem.objects.filter(version_id=version["id"]).last()
+    DatasetItem.objects.filter(pk=item.pk).update(image="images/00/gone.png")
+    status = export(session, base, version["id"], "csv")
+    assert status["state"] == "failed"
+    assert "missing from storage" in status["error"]
+    assert status["download_url"] is None
+    exports = Path(settings.MEDIA_ROOT) / "exports"
+    assert not [
+        p
+        for p in exports.iterdir()
+        if f"-csv-{status['id']}" in p.name or p.name.startswith(".export-")
+    ]

@@ -1,13 +1,21 @@
 import json
 import unicodedata
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inspection.errors import ImageMissing, InvalidInput
 from inspection.images import image_too_large
-from inspection.models import AutomationLevel, Inspection, InspectionStatus, PredictionRole
+from inspection.models import (
+    AutomationLevel,
+    DecidedBy,
+    Inspection,
+    InspectionStatus,
+    PredictionRole,
+)
 
 MAX_EXTERNAL_ID = 128
 MAX_METADATA_BYTES = 16 * 1024
@@ -96,6 +104,7 @@ LEVELS_HIDING_MODEL = {AutomationLevel.HUMAN_ONLY, AutomationLevel.SHADOW}
 class InspectionAnswerSerializer(serializers.ModelSerializer):
     """What a station sees. In shadow level the model's output is recorded but not shown."""
 
+    status = serializers.SerializerMethodField()
     decision = serializers.SerializerMethodField()
     decided_by = serializers.SerializerMethodField()
     decided_at = serializers.SerializerMethodField()
@@ -123,7 +132,21 @@ class InspectionAnswerSerializer(serializers.ModelSerializer):
         ]
 
     def _decision(self, obj):
-        return getattr(obj, "decision", None) if obj.status == InspectionStatus.DECIDED else None
+        """The final decision, or None. A human's decision counts as final only once its
+        inspector can no longer undo it, so a station never acts on a decision taken back."""
+        decision = (
+            getattr(obj, "decision", None) if obj.status == InspectionStatus.DECIDED else None
+        )
+        if decision is not None and decision.decided_by == DecidedBy.HUMAN:
+            undo_until = decision.decided_at + timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S)
+            if timezone.now() < undo_until:
+                return None
+        return decision
+
+    def get_status(self, obj) -> str:
+        if obj.status == InspectionStatus.DECIDED and self._decision(obj) is None:
+            return InspectionStatus.IN_REVIEW  # decided moments ago, still undoable
+        return obj.status
 
     def _prediction(self, obj):
         if obj.automation_level in LEVELS_HIDING_MODEL:
@@ -140,7 +163,7 @@ class InspectionAnswerSerializer(serializers.ModelSerializer):
         decision = self._decision(obj)
         if decision is not None:
             return decision.outcome
-        return "review" if obj.status == InspectionStatus.IN_REVIEW else "pending"
+        return "review" if self.get_status(obj) == InspectionStatus.IN_REVIEW else "pending"
 
     def get_decided_by(self, obj) -> str | None:
         decision = self._decision(obj)

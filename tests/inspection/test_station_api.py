@@ -64,8 +64,20 @@ def test_shadow_records_the_prediction_but_shows_it_to_nobody(station_client, dj
     item = decide_review_item(item=inspection.review_item, inspector=inspector, outcome="accept")
     prediction = inspection.predictions.get()
     assert item.model_agrees is (prediction.defect_probability < inspection.reject_threshold)
+    # while the inspector can still undo it, the station keeps waiting
     polled = client.get(f"{URL}{inspection.pk}/").json()
-    assert (polled["decision"], polled["decided_by"]) == ("accept", "human")
+    assert (polled["status"], polled["decision"], polled["decided_by"]) == (
+        "in_review",
+        "review",
+        None,
+    )
+    age_human_decisions(inspection)
+    polled = client.get(f"{URL}{inspection.pk}/").json()
+    assert (polled["status"], polled["decision"], polled["decided_by"]) == (
+        "decided",
+        "accept",
+        "human",
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -227,3 +239,16 @@ def test_openapi_schema_and_swagger_ui_are_served_without_a_cdn(client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html and "https://" not in html.split("<body")[0]
+
+
+def age_human_decisions(inspection, seconds=None):
+    """Move the human decision past the undo window, as if its seconds had passed."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    seconds = settings.LOUPE_UNDO_WINDOW_S + 1 if seconds is None else seconds
+    Decision.objects.filter(inspection=inspection).update(
+        decided_at=timezone.now() - timedelta(seconds=seconds)
+    )

@@ -1,9 +1,12 @@
 """Stations over real HTTP, a real Celery worker process, PostgreSQL and Redis."""
 
 import shutil
+from datetime import timedelta
 
 import pytest
 import requests
+from django.conf import settings
+from django.utils import timezone
 
 from inspection import services
 from inspection.models import Decision, Inspection, Prediction, ReviewItem
@@ -75,6 +78,11 @@ def test_shadow_records_the_model_and_the_agreement_when_a_human_decides(
         outcome="reject",
     )
     assert item.model_agrees is (prediction.defect_probability >= inspection.reject_threshold)
+    polled = session.get(f"{url}{inspection.pk}/", timeout=10).json()
+    assert polled["decision"] == "review"  # still undoable by the inspector
+    Decision.objects.filter(inspection=inspection).update(
+        decided_at=timezone.now() - timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S + 1)
+    )
     polled = session.get(f"{url}{inspection.pk}/", timeout=10).json()
     assert (polled["decision"], polled["decided_by"]) == ("reject", "human")
 

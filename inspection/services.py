@@ -235,6 +235,8 @@ def receive_inspection(
             )
             if not routing.level_runs_model(inspection.automation_level):
                 _apply_route(inspection, routing.route_without_model(policy_of(inspection)))
+                # the route wrote the row; the caller must not wait for a model here
+                inspection.status = InspectionStatus.IN_REVIEW
             elif on_created is not None:
                 transaction.on_commit(lambda: on_created(inspection))
     except IntegrityError:

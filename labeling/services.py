@@ -177,6 +177,12 @@ def save_annotation(
         compared_with=prediction,
         note=note,
     )
+    if revision.source == LabelSource.CORRECTION:
+        # the line's retraining policy counts corrections (ml.pipeline decides whether to run)
+        from ml.tasks import enqueue_policy_check
+
+        line_id = inspection.line_id
+        transaction.on_commit(lambda: enqueue_policy_check(line_id))
     return revision, True
 
 

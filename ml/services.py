@@ -1,31 +1,92 @@
-"""Training and registering model versions (the Django side of ml.engine)."""
+"""The model registry: registering versions with their lineage, promotion, discard, rollback,
+and each line's retraining policy (the Django side of ml.engine)."""
 
+import functools
 import os
+import platform
+import subprocess
 import uuid
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from ml.models import ModelVersion
+from ml.errors import ActiveModelChanged, NotACandidate, NothingToRollBack
+from ml.models import LinePolicy, MlopsLevel, ModelStatus, ModelVersion
 
 
 def describe_metrics(metrics: dict) -> str:
     """One line of the held-out figures a person judges a model by."""
 
-    def figure(key: str, digits: int = 3) -> str:
-        value = metrics.get(key)
+    def figure(source: dict, key: str, digits: int = 3) -> str:
+        value = source.get(key)
         return "n/a" if value is None else f"{value:.{digits}f}"
 
+    if "reject" in metrics:  # figures at a line's thresholds (ml.engine.evaluate)
+        at = metrics["reject"]
+        return (
+            f"test AUROC {figure(metrics, 'auroc', 4)}, box IoU {figure(metrics, 'box_iou')}; "
+            f"at the reject threshold {at['threshold']:g}: precision {figure(at, 'precision')}, "
+            f"recall {figure(at, 'recall')}, F1 {figure(at, 'f1')}"
+        )
     return (
-        f"held-out AUROC {figure('auroc', 4)}, box hit rate (IoU >= 0.3) "
-        f"{figure('box_hit_rate')}, precision {figure('precision')}, recall {figure('recall')}"
+        f"held-out AUROC {figure(metrics, 'auroc', 4)}, box hit rate (IoU >= 0.3) "
+        f"{figure(metrics, 'box_hit_rate')}, precision {figure(metrics, 'precision')}, "
+        f"recall {figure(metrics, 'recall')}"
     )
 
 
 def next_version_name() -> str:
-    return f"v{ModelVersion.objects.count() + 1}"
+    number = ModelVersion.objects.count() + 1
+    while ModelVersion.objects.filter(name=f"v{number}").exists():
+        number += 1
+    return f"v{number}"
+
+
+@functools.cache
+def code_version() -> str:
+    """The git commit this process runs ('-dirty' with uncommitted changes), or '' when the
+    code is not a git checkout. Read once per process: later pulls do not change the code a
+    running worker executes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"{commit}-dirty" if changes else commit
+
+
+def environment() -> dict:
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return ""
+
+    return {
+        "python": platform.python_version(),
+        "torch": version("torch"),
+        "torchvision": version("torchvision"),
+        "numpy": version("numpy"),
+        "platform": platform.platform(),
+    }
 
 
 def train_and_register_model(
@@ -76,20 +137,211 @@ def register_model_version(
     hyperparameters: dict | None = None,
     train_seconds: float | None = None,
     training_data: str = "",
+    line=None,
+    dataset_version=None,
+    parent: ModelVersion | None = None,
+    evaluation: dict | None = None,
 ) -> ModelVersion:
-    """Register an artifact that lies in LOUPE_MODEL_DIR; it must load, or nothing is stored."""
+    """Register an artifact that lies in LOUPE_MODEL_DIR as a candidate; it must load, or
+    nothing is stored. The code version and environment are those of this process."""
     from ml.engine.artifact import file_sha256, load_artifact
 
     sha256 = file_sha256(artifact)
     model = load_artifact(artifact, expected_sha256=sha256)
     return ModelVersion.objects.create(
         name=name or next_version_name(),
+        status=ModelStatus.CANDIDATE,
+        line=line,
         artifact_path=str(Path(artifact).relative_to(settings.LOUPE_MODEL_DIR)),
         artifact_sha256=sha256,
         architecture=model.architecture,
         classes=list(model.classes),
         hyperparameters=hyperparameters if hyperparameters is not None else model.hyperparameters,
         metrics=metrics if metrics is not None else model.metrics,
+        evaluation=evaluation or {},
         train_seconds=train_seconds,
         training_data=training_data,
+        dataset_version=dataset_version,
+        parent=parent,
+        code_version=code_version(),
+        environment=environment(),
     )
+
+
+# Promotion, discard, rollback ---------------------------------------------------------------
+
+
+@transaction.atomic
+def set_active_version(*, line, model_version: ModelVersion, changed_by: str, reason: str = ""):
+    """Serve `model_version` on `line` from the next inspection on, and keep the registry's
+    statuses in step: it becomes active, the version it replaces retired (unless another line
+    still serves it). One transaction: a failure leaves both the line and the statuses as
+    they were. The switch itself and its audit entry are inspection.services.activate_model.
+    Returns the line."""
+    from inspection import services as inspection_services
+    from inspection.models import Line
+
+    previous_id = Line.objects.select_for_update().get(pk=line.pk).active_model_id
+    line = inspection_services.activate_model(
+        line=line, model_version=model_version, changed_by=changed_by, reason=reason
+    )
+    now = timezone.now()
+    if previous_id != model_version.pk:
+        ModelVersion.objects.filter(pk=model_version.pk).update(
+            status=ModelStatus.ACTIVE, promoted_at=now, retired_at=None
+        )
+        if previous_id and not Line.objects.filter(active_model_id=previous_id).exists():
+            ModelVersion.objects.filter(pk=previous_id).update(
+                status=ModelStatus.RETIRED, retired_at=now
+            )
+    return line
+
+
+@transaction.atomic
+def promote_model_version(
+    *,
+    model_version: ModelVersion,
+    changed_by: str,
+    expected_active: ModelVersion | None,
+    reason: str = "",
+) -> ModelVersion:
+    """Make a candidate its line's active model, effective for the next inspection.
+
+    expected_active: the version the decision was made against (the gate's baseline, or what
+    the supervisor's page showed); raises ActiveModelChanged if the line now serves another.
+    Raises NotACandidate for a retired version or one trained for no line. Safe to repeat:
+    promoting the version its line already serves changes nothing.
+    """
+    version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+    line = version.line
+    if line is None:
+        raise NotACandidate(f"{version.name} was trained for no line: activate it on one")
+    if line.active_model_id == version.pk:
+        return version
+    if version.status != ModelStatus.CANDIDATE:
+        raise NotACandidate(f"{version.name} is {version.status}, not a candidate")
+    expected_id = expected_active.pk if expected_active else None
+    if line.active_model_id != expected_id:
+        raise ActiveModelChanged(
+            f"{line.name} no longer serves {expected_active or 'no model'}: "
+            "compare the candidate with the model it serves now"
+        )
+    set_active_version(
+        line=line,
+        model_version=version,
+        changed_by=changed_by,
+        reason=reason or f"promoted candidate {version.name}",
+    )
+    version.refresh_from_db()
+    return version
+
+
+@transaction.atomic
+def discard_candidate(*, model_version: ModelVersion, changed_by: str, reason: str = ""):
+    """Retire a candidate that will not be served; logged in its line's audit log. Raises
+    NotACandidate for an active version; discarding a retired one again changes nothing."""
+    from inspection.models import LineChange
+
+    version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+    if version.status == ModelStatus.RETIRED:
+        return version
+    if version.status != ModelStatus.CANDIDATE:
+        raise NotACandidate(f"{version.name} is {version.status}, not a candidate")
+    version.status = ModelStatus.RETIRED
+    version.retired_at = timezone.now()
+    version.save(update_fields=["status", "retired_at"])
+    if version.line_id:
+        LineChange.objects.create(
+            line_id=version.line_id,
+            field="candidate",
+            old_value=version.name,
+            new_value="discarded",
+            changed_by=changed_by,
+            reason=reason,
+        )
+    return version
+
+
+def previous_active_version(line) -> ModelVersion | None:
+    """The version the line served before its current one, from its audit log."""
+    from inspection.models import LineChange
+
+    change = (
+        LineChange.objects.filter(line=line, field="active_model").order_by("-changed_at", "-pk")
+    ).first()
+    if change is None or not change.old_value:
+        return None
+    return ModelVersion.objects.filter(name=change.old_value).first()
+
+
+@transaction.atomic
+def rollback_line(*, line, expected_active: ModelVersion, changed_by: str, reason: str = ""):
+    """Serve the previous active version again, from the next inspection on. Returns it.
+
+    expected_active: the version the supervisor saw serving; a second click (or a colleague's
+    rollback in between) raises ActiveModelChanged instead of rolling back twice. Raises
+    NothingToRollBack when the line has served no other version.
+    """
+    from inspection.models import Line
+
+    line = Line.objects.select_for_update().get(pk=line.pk)
+    if line.active_model_id != expected_active.pk:
+        raise ActiveModelChanged(
+            f"{line.name} serves {line.active_model or 'no model'} now, not {expected_active}"
+        )
+    previous = previous_active_version(line)
+    if previous is None:
+        raise NothingToRollBack(f"{line.name} has served no model before {expected_active}")
+    set_active_version(
+        line=line,
+        model_version=previous,
+        changed_by=changed_by,
+        reason=reason or f"rollback from {expected_active.name}",
+    )
+    return previous
+
+
+# Retraining policy --------------------------------------------------------------------------
+
+POLICY_FIELDS = ("mlops_level", "retrain_every_corrections", "gate_margin", "max_class_recall_drop")
+
+
+def policy_for(line) -> LinePolicy:
+    """The line's retraining policy: the defaults, unsaved, until someone sets one (so a page
+    that shows it writes nothing)."""
+    return LinePolicy.objects.filter(line=line).first() or LinePolicy(line=line)
+
+
+@transaction.atomic
+def set_line_policy(*, line, changed_by: str, reason: str = "", **values) -> LinePolicy:
+    """Change a line's MLOps level or gate rules; each changed field goes to the audit log.
+    Raises InvalidInput on an unknown field or a value out of range, changing nothing."""
+    from inspection.errors import InvalidInput
+    from inspection.models import LineChange
+
+    unknown = set(values) - set(POLICY_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown policy field {', '.join(sorted(unknown))}")
+    if "mlops_level" in values and values["mlops_level"] not in MlopsLevel.values:
+        raise InvalidInput(f"MLOps level must be one of {', '.join(MlopsLevel.values)}")
+    if values.get("retrain_every_corrections", 1) < 1:
+        raise InvalidInput("retrain_every_corrections must be at least 1")
+    for key in ("gate_margin", "max_class_recall_drop"):
+        if key in values and not 0.0 <= values[key] <= 1.0:
+            raise InvalidInput(f"{key} must be within 0..1")
+    LinePolicy.objects.get_or_create(line=line)
+    policy = LinePolicy.objects.select_for_update().get(line=line)
+    for field, value in values.items():
+        old = getattr(policy, field)
+        if old != value:
+            LineChange.objects.create(
+                line=line,
+                field=field,
+                old_value=str(old),
+                new_value=str(value),
+                changed_by=changed_by,
+                reason=reason,
+            )
+            setattr(policy, field, value)
+    policy.save()
+    return policy

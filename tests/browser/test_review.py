@@ -40,10 +40,10 @@ def no_dialogs(page):
 @pytest.mark.parametrize(
     "role, lands_on, nav",
     [
-        ("inspector", "/review/", ["Review", "Lines", "Labeled data"]),
-        ("supervisor", "/lines/", ["Review", "Lines", "Labeled data", "Datasets"]),
-        ("data_team", "/data/", ["Lines", "Labeled data", "Datasets"]),
-        ("admin", "/lines/", ["Review", "Lines", "Labeled data", "Datasets", "Admin"]),
+        ("inspector", "/review/", ["Review", "Lines", "Labeled data", "Models"]),
+        ("supervisor", "/lines/", ["Review", "Lines", "Labeled data", "Models", "Datasets"]),
+        ("data_team", "/data/", ["Lines", "Labeled data", "Models", "Datasets"]),
+        ("admin", "/lines/", ["Review", "Lines", "Labeled data", "Models", "Datasets", "Admin"]),
     ],
 )
 def test_each_role_logs_in_and_lands_on_its_work(

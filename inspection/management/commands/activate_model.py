@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from inspection import services
 from inspection.management.commands._lookup import line_named
 from ml.models import ModelVersion
+from ml.services import set_active_version
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         if version is None:
             raise CommandError(f"no model version {key!r}")
         old = line.active_model.name if line.active_model else "none"
-        services.activate_model(
+        set_active_version(
             line=line, model_version=version, changed_by="cli", reason=opts["reason"]
         )
         self.stdout.write(f"line {line.name}: active model {old} -> {version.name}")

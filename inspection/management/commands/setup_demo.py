@@ -8,7 +8,7 @@ from accounts.services import create_user
 from inspection import services
 from inspection.images import validate_image
 from inspection.models import Line, Station
-from ml.services import describe_metrics, train_and_register_model
+from ml.services import describe_metrics, set_active_version, train_and_register_model
 
 DEMO_LINE = "demo-line"
 DEMO_STATION = "demo-cam"
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             version = train_and_register_model(
                 data_dir=opts["data_dir"], log=lambda text: self.stdout.write(f"  {text}")
             )
-            services.activate_model(line=line, model_version=version, changed_by="setup_demo")
+            set_active_version(line=line, model_version=version, changed_by="setup_demo")
             line.refresh_from_db()
         self.stdout.write(
             f"line {line.name}: level {line.automation_level}, model {line.active_model.name}: "
@@ -72,7 +72,7 @@ class Command(BaseCommand):
             name=SHADOW_LINE, level="shadow", latency_budget_ms=5000
         )
         if shadow.active_model is None:
-            services.activate_model(
+            set_active_version(
                 line=shadow, model_version=line.active_model, changed_by="setup_demo"
             )
         if opts["seed_images"] and not shadow.inspections.exists():

@@ -2,9 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from inspection import services
 from inspection.management.commands._lookup import line_named
-from ml.services import describe_metrics, train_and_register_model
+from ml.services import describe_metrics, set_active_version, train_and_register_model
 
 
 class Command(BaseCommand):
@@ -35,6 +34,6 @@ class Command(BaseCommand):
             + describe_metrics(version.metrics)
         )
         if opts["activate"]:
-            services.activate_model(line=line, model_version=version, changed_by="cli")
+            set_active_version(line=line, model_version=version, changed_by="cli")
             self.stderr.write(f"activated on line {line.name}")
         self.stdout.write(str(version.pk))

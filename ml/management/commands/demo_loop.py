@@ -1,0 +1,37 @@
+import tempfile
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from inspection.models import Line
+from ml.loop_scenario import LoopSettings, run_loop, table
+
+
+class Command(BaseCommand):
+    help = (
+        "Play the data loop on a new synthetic line: a defect type the active model never saw "
+        "appears, an inspector corrects the model, the policy retrains, the gate promotes. "
+        "Prints the figures before and after."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--line", default="loop-line", help="name of the line to create")
+        parser.add_argument("--new-type", default="crack", help="the defect type that appears")
+        parser.add_argument("--work-dir", type=Path, help="where the generated images go")
+
+    def handle(self, *args, **opts):
+        if Line.objects.filter(name=opts["line"]).exists():
+            raise CommandError(f"a line named {opts['line']!r} exists: pass --line NEW_NAME")
+        settings = LoopSettings(line_name=opts["line"], new_type=opts["new_type"])
+        with tempfile.TemporaryDirectory(prefix="loupe-loop-") as scratch:
+            work_dir = opts["work_dir"] or Path(scratch)
+            result = run_loop(work_dir=work_dir, settings=settings, out=self.stdout.write)
+        self.stdout.write("")
+        self.stdout.write(table(result, settings))
+        verdict = f"promoted by {result.promoted_by}" if result.promoted else "not promoted"
+        self.stdout.write(
+            f"{result.stream_images} items after the change, {result.corrections} corrections, "
+            f"{result.new_type_corrections} of them {settings.new_type}; "
+            f"{result.after_version} {verdict}"
+        )
+        self.stdout.write(f"seconds: {result.seconds}")

@@ -1,0 +1,251 @@
+"""The retraining pipeline run eagerly, step by step, on a few generated images."""
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from datasets.models import DatasetVersion
+from labeling.services import save_annotation
+from ml import pipeline, services
+from ml.engine.dataset import LabeledImage
+from ml.errors import RunInProgress, RunNotRetryable
+from ml.models import ModelStatus, ModelVersion, PipelineRun, RunState, StepState
+from tests.helpers import seed_inspection, seed_model_version
+from tests.ml_registry.conftest import TINY_RUN
+
+transactional = pytest.mark.django_db(transaction=True)
+
+
+def states(run) -> dict[str, str]:
+    return dict(run.steps.order_by("position").values_list("name", "state"))
+
+
+@transactional
+def test_a_run_records_every_step_and_registers_a_candidate(labeled_line, supervisor):
+    run = pipeline.start_run(line=labeled_line, started_by=supervisor, config=TINY_RUN)
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED, run.error
+    steps = list(run.steps.order_by("position"))
+    assert [s.name for s in steps] == list(pipeline.STEPS)
+    for step in steps:
+        assert (step.state, step.attempts, step.progress) == (StepState.SUCCEEDED, 1, 1.0)
+        assert step.duration_s >= 0
+        assert step.log
+    artifacts = {s.name: s.artifacts for s in steps}
+    assert artifacts["statistics"]["schema"] == {"size": [64, 64], "channels": 3}
+    assert artifacts["tune"]["trials"][0]["learning_rate"] == 0.003
+    assert artifacts["infrastructure"]["latency_ms_p95"] > 0
+    assert artifacts["infrastructure"]["peak_memory_mb"] > 0
+
+    version = run.candidate
+    assert version.status == ModelStatus.CANDIDATE
+    assert version.line == labeled_line
+    assert version.dataset_version == run.dataset_version
+    assert version.dataset_version.item_count == 60
+    assert version.parent is None
+    assert version.hyperparameters["learning_rate"] == 0.003
+    assert version.train_seconds > 0
+    assert set(version.environment) >= {"python", "torch", "torchvision"}
+    assert set(version.metrics) >= {"auroc", "box_iou", "accept", "reject", "class_counts"}
+    assert version.metrics["reject"]["threshold"] == labeled_line.reject_threshold
+    assert version.evaluation["gate"]["passed"] is False  # no active model to beat
+    labeled_line.refresh_from_db()
+    assert labeled_line.active_model is None  # a person promotes the first model
+
+
+@transactional
+def test_a_schema_break_stops_the_run_with_a_message_that_names_it(
+    line, label_images, generated, supervisor, tmp_path
+):
+    gray = tmp_path / "gray.png"
+    Image.new("L", (64, 64), 128).save(gray)
+    label_images(generated())
+    label_images([LabeledImage(Path(gray), 64, 64, ())], prefix="GRAY")
+
+    run = pipeline.start_run(line=line, started_by=supervisor, config=TINY_RUN)
+    run.refresh_from_db()
+    assert run.state == RunState.FAILED
+    assert "schema break: channels: one version mixes channel counts {3: 60, 1: 1}" in run.error
+    assert states(run) == {
+        "ingest": "succeeded",
+        "statistics": "failed",
+        **{name: "pending" for name in pipeline.STEPS[2:]},
+    }
+    assert run.candidate is None
+    assert not ModelVersion.objects.exists()
+
+
+@transactional
+def test_a_failed_step_is_retried_without_redoing_the_steps_before_it(labeled_line, supervisor):
+    policy = services.policy_for(labeled_line)
+    policy.memory_budget_mb = 1
+    policy.save()
+    run = pipeline.start_run(line=labeled_line, started_by=supervisor, config=TINY_RUN)
+    run.refresh_from_db()
+    assert run.state == RunState.FAILED
+    assert run.error.startswith("infrastructure: over budget: peak memory")
+    assert states(run)["infrastructure"] == "failed"
+    assert states(run)["register"] == "pending"
+    before = {s.name: (s.attempts, s.started_at) for s in run.steps.all()}
+
+    policy.memory_budget_mb = 100_000
+    policy.save()
+    pipeline.retry_run(run=run)
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED, run.error
+    after = {s.name: (s.attempts, s.started_at) for s in run.steps.all()}
+    for name in pipeline.STEPS[:6]:
+        assert after[name] == before[name], name  # not run again
+    assert after["infrastructure"][0] == 2
+    assert after["register"][0] == 1
+    assert run.candidate is not None
+    with pytest.raises(RunNotRetryable):
+        pipeline.retry_run(run=run)
+
+
+@pytest.mark.django_db
+def test_a_line_runs_one_pipeline_at_a_time(line, supervisor):
+    # without commits (this test's transaction) the chain is never sent: the run stays pending
+    first = pipeline.start_run(line=line, started_by=supervisor)
+    with pytest.raises(RunInProgress):
+        pipeline.start_run(line=line, started_by=supervisor)
+    assert PipelineRun.objects.get() == first
+    assert first.baseline is None
+    assert first.config["epochs"] == pipeline.DEFAULT_RUN_CONFIG["epochs"]
+
+
+@pytest.fixture
+def corrections(line, station, inspector):
+    """correct(n): n inspections the active model judged OK that the inspector marks
+    defective, each a correction."""
+    model = seed_model_version("v-active")
+    services.set_active_version(line=line, model_version=model, changed_by="sam")
+    counter = iter(range(10_000))
+
+    def correct(n):
+        for _ in range(n):
+            inspection = seed_inspection(
+                station, f"C-{next(counter)}", probability=0.1, model_version=model
+            )
+            revision, _ = save_annotation(
+                inspection=inspection,
+                author=inspector,
+                image_label="defective",
+                boxes=[{"x0": 1, "y0": 1, "x1": 9, "y1": 9, "label": "crack"}],
+            )
+            assert revision.source == "correction"
+
+    return correct
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("level", "starts"), [("manual", False), ("assisted", True), ("automatic", True)]
+)
+def test_the_policy_starts_a_run_every_n_corrections_above_the_manual_level(
+    line, corrections, level, starts
+):
+    line.refresh_from_db()
+    services.set_line_policy(
+        line=line, changed_by="sam", mlops_level=level, retrain_every_corrections=3
+    )
+    corrections(2)
+    assert pipeline.start_run_if_due(line=line) is None
+    corrections(1)
+    run = pipeline.start_run_if_due(line=line)
+    assert (run is not None) == starts
+    if starts:
+        assert run.trigger == "policy"
+        assert run.baseline.name == "v-active"
+        assert pipeline.start_run_if_due(line=line) is None  # one in progress
+        PipelineRun.objects.filter(pk=run.pk).update(state=RunState.FAILED)
+        corrections(2)
+        assert pipeline.start_run_if_due(line=line) is None  # counted from the last run
+        corrections(1)
+        assert pipeline.start_run_if_due(line=line) is not None
+
+
+@pytest.fixture
+def registering(line, trained_artifact, settings):
+    """A run stopped before its register step: an artifact trained, figures evaluated."""
+    import shutil
+
+    from ml.engine.artifact import file_sha256
+
+    active = seed_model_version("v-active")
+    ModelVersion.objects.filter(pk=active.pk).update(line=line)
+    services.set_active_version(line=line, model_version=active, changed_by="sam")
+    target = settings.LOUPE_MODEL_DIR / "candidate.pt"
+    shutil.copy(trained_artifact, target)
+    dataset = DatasetVersion.objects.create(
+        name="ds-x", version_hash="x" * 64, item_count=0, classes=[], counts={}
+    )
+
+    def figures(f1):
+        return {
+            "count": 50,
+            "class_counts": {"crack": 10},
+            "reject": {"threshold": 0.8, "f1": f1, "recall_per_class": {"crack": f1}},
+        }
+
+    def make(candidate_f1, level):
+        services.set_line_policy(line=line, changed_by="sam", mlops_level=level)
+        run = pipeline.start_run(line=line)
+        step = run.steps.get(name="register")
+        earlier = {
+            "ingest": {"dataset_version": dataset.pk},
+            "train": {
+                "artifact": target.name,
+                "sha256": file_sha256(target),
+                "hyperparameters": {"learning_rate": 0.001},
+                "train_seconds": 1.0,
+                "warm_start_from": "v-active",
+            },
+            "evaluate": {
+                "test": {"candidate": figures(candidate_f1), "active": figures(0.5)},
+                "corrections": {"candidate": figures(candidate_f1), "active": figures(0.2)},
+            },
+        }
+        return pipeline.register(pipeline.StepContext(run, step, earlier))
+
+    return make
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("candidate_f1", "level", "promoted"),
+    [(0.9, "automatic", True), (0.9, "assisted", False), (0.5, "automatic", False)],
+)
+def test_the_gate_promotes_only_at_the_automatic_level_and_only_when_it_passes(
+    line, registering, candidate_f1, level, promoted
+):
+    result = registering(candidate_f1, level)
+    version = ModelVersion.objects.get(pk=result["model_version"])
+    line.refresh_from_db()
+    assert result["promoted"] is promoted
+    assert version.evaluation["gate"]["passed"] is (candidate_f1 == 0.9)
+    assert version.parent.name == "v-active"
+    assert version.dataset_version.name == "ds-x"
+    if promoted:
+        assert line.active_model == version
+        assert line.changes.first().changed_by == "gate"
+    else:
+        assert line.active_model.name == "v-active"
+        assert version.status == ModelStatus.CANDIDATE
+
+
+@pytest.mark.django_db
+def test_the_policy_check_that_labeling_sends_starts_the_due_run(line, corrections):
+    from ml.tasks import enqueue_policy_check
+
+    line.refresh_from_db()
+    services.set_line_policy(
+        line=line, changed_by="sam", mlops_level="automatic", retrain_every_corrections=2
+    )
+    corrections(1)
+    enqueue_policy_check(line.pk)
+    assert not PipelineRun.objects.exists()
+    corrections(1)
+    enqueue_policy_check(line.pk)
+    assert PipelineRun.objects.get().trigger == "policy"

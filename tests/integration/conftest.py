@@ -40,7 +40,15 @@ def real_services():
 class Worker:
     """A Celery worker in its own process group, so SIGKILL takes its children too."""
 
-    def __init__(self, name: str, db_name: str, loupe_dirs: Path, log_dir: Path, **env):
+    def __init__(
+        self,
+        name: str,
+        db_name: str,
+        loupe_dirs: Path,
+        log_dir: Path,
+        queues: str = "inference",
+        **env,
+    ):
         self.log_path = log_dir / f"worker-{name}.log"
         database = django_settings.DATABASES["default"]
         url = (
@@ -65,7 +73,7 @@ class Worker:
                 "loupe",
                 "worker",
                 "-Q",
-                "inference",
+                queues,
                 "--pool=prefork",
                 "--concurrency=1",
                 "--without-gossip",
@@ -119,8 +127,8 @@ def start_worker(real_services, django_db_setup, django_db_blocker, loupe_dirs, 
     log_dir = tmp_path_factory.mktemp("worker-logs")
     started: list[Worker] = []
 
-    def start(name: str, **env) -> Worker:
-        worker = Worker(name, db_name, loupe_dirs, log_dir, **env)
+    def start(name: str, queues: str = "inference", **env) -> Worker:
+        worker = Worker(name, db_name, loupe_dirs, log_dir, queues, **env)
         started.append(worker)
         return worker
 

@@ -3,11 +3,9 @@ datasets queue, PostgreSQL and Redis; the zips are checked with pycocotools and 
 the YOLO files back."""
 
 import io
-import subprocess
 import time
 import zipfile
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import requests
@@ -29,19 +27,8 @@ SPOT = {"x0": 0.01, "y0": 100.2, "x1": 127.99, "y1": 128.0, "label": "spot"}
 
 @pytest.fixture(scope="module")
 def worker(start_worker):
-    # The shared Worker consumes the inference queue; exports go to the datasets queue, so
-    # this worker is started on that queue, as production's export worker is.
-    real_popen = subprocess.Popen
-
-    def on_datasets_queue(args, **kwargs):
-        args = [
-            "datasets" if a == "inference" and args[i - 1] == "-Q" else a
-            for i, a in enumerate(args)
-        ]
-        return real_popen(args, **kwargs)
-
-    with mock.patch.object(subprocess, "Popen", on_datasets_queue):
-        worker = start_worker("datasets")
+    # Exports go to their own queue, as production's export worker takes them.
+    worker = start_worker("datasets", queues="datasets")
     yield worker
     worker.stop()
 

@@ -2,9 +2,7 @@
 promotion while that worker judges the line's items: none is dropped, and the worker
 switches versions without a restart."""
 
-import subprocess
 import time
-from unittest import mock
 
 import pytest
 
@@ -22,19 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def worker(start_worker):
-    # The shared Worker consumes the inference queue; this one also takes the training
-    # queue, so one process both trains and judges items, as a small plant server would.
-    real_popen = subprocess.Popen
-
-    def with_training_queue(args, **kwargs):
-        args = [
-            "inference,training" if a == "inference" and args[i - 1] == "-Q" else a
-            for i, a in enumerate(args)
-        ]
-        return real_popen(args, **kwargs)
-
-    with mock.patch.object(subprocess, "Popen", with_training_queue):
-        worker = start_worker("training")
+    # One process both trains and judges items, as a small plant server would.
+    worker = start_worker("training", queues="inference,training")
     yield worker
     worker.stop()
 

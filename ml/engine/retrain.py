@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
 from .artifact import save_artifact
 from .dataset import LabeledImage
@@ -30,6 +29,7 @@ from .train import (
     _calibrate_pixel_threshold,
     _classes,
     _decode,
+    optimisation_step,
 )
 
 
@@ -120,18 +120,16 @@ def fit(
             # cosine decay over whichever runs out first, steps or time (as train_model does)
             spent = (time.perf_counter() - loop_started) / config.time_budget_s
             fraction = min(1.0, max(step / total_steps, spent))
-            for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * fraction))
-            image_logits, map_logits = network(preprocessing.normalize(x))
-            loss = F.binary_cross_entropy_with_logits(
-                image_logits, labels[index]
-            ) + MAP_LOSS_WEIGHT * F.binary_cross_entropy_with_logits(
-                map_logits, target, pos_weight=pos_weight
+            loss = optimisation_step(
+                network,
+                optimizer,
+                preprocessing.normalize(x),
+                labels[index],
+                target,
+                pos_weight=pos_weight,
+                learning_rate=config.learning_rate * 0.5 * (1 + math.cos(math.pi * fraction)),
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(index)
+            loss_sum += loss * len(index)
             step += 1
         epochs_done += 1
         log(f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / len(samples):.4f}")

@@ -121,18 +121,16 @@ def train_model(
             # by the budget still ends at a low learning rate
             spent = (time.perf_counter() - loop_started) / config.time_budget_s
             progress = min(1.0, max(step / total_steps, spent))
-            for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
-            image_logits, map_logits = network(preprocessing.normalize(x))
-            loss = F.binary_cross_entropy_with_logits(
-                image_logits, labels[index]
-            ) + MAP_LOSS_WEIGHT * F.binary_cross_entropy_with_logits(
-                map_logits, target, pos_weight=pos_weight
+            loss = optimisation_step(
+                network,
+                optimizer,
+                preprocessing.normalize(x),
+                labels[index],
+                target,
+                pos_weight=pos_weight,
+                learning_rate=config.learning_rate * 0.5 * (1 + math.cos(math.pi * progress)),
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(index)
+            loss_sum += loss * len(index)
             step += 1
         epochs_done += 1
         log(
@@ -188,6 +186,31 @@ def train_model(
         train_count=len(train),
         holdout_count=len(holdout),
     )
+
+
+def optimisation_step(
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    pos_weight: torch.Tensor,
+    learning_rate: float,
+) -> float:
+    """One step on a normalised batch: image loss plus weighted map loss; returns the loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    image_logits, map_logits = network(x)
+    loss = F.binary_cross_entropy_with_logits(
+        image_logits, labels
+    ) + MAP_LOSS_WEIGHT * F.binary_cross_entropy_with_logits(
+        map_logits, target, pos_weight=pos_weight
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
 
 
 def _calibrate_pixel_threshold(

@@ -40,7 +40,7 @@ from inspection.models import (
     Outcome,
     Station,
 )
-from inspection.services import create_station
+from inspection.services import create_station, policy_snapshot
 from labeling.models import AnnotationRevision, ImageLabel, LabelSource
 
 IMPORT_STATION = "dataset-import"
@@ -468,12 +468,7 @@ def _create_rows(chunk: list[PlannedImage], station: Station, user, archive_name
                 height=item.height,
                 received_at=now,
                 status=InspectionStatus.DECIDED,
-                automation_level=AutomationLevel.HUMAN_ONLY,
-                accept_threshold=line.accept_threshold,
-                reject_threshold=line.reject_threshold,
-                latency_budget_ms=line.latency_budget_ms,
-                fail_safe_action=line.fail_safe_action,
-                audit_fraction=line.audit_fraction,
+                **{**policy_snapshot(line), "automation_level": AutomationLevel.HUMAN_ONLY},
                 routed_at=now,
             )
             for item in chunk

@@ -188,6 +188,20 @@ def policy_of(inspection: Inspection) -> routing.Policy:
     )
 
 
+def policy_snapshot(line: Line) -> dict:
+    """The line's rules as copied onto each inspection when it arrives, so every decision
+    can be traced to the rules it was made under. The level is the line's own; callers that
+    record items under another level (imports) override it."""
+    return {
+        "automation_level": line.automation_level,
+        "accept_threshold": line.accept_threshold,
+        "reject_threshold": line.reject_threshold,
+        "latency_budget_ms": line.latency_budget_ms,
+        "fail_safe_action": line.fail_safe_action,
+        "audit_fraction": line.audit_fraction,
+    }
+
+
 def _existing_for_retry(station: Station, external_id: str, sha256: str) -> Inspection | None:
     existing = Inspection.objects.filter(station=station, external_id=external_id).first()
     if existing is not None and existing.image_sha256 != sha256:
@@ -226,12 +240,7 @@ def receive_inspection(
                 width=image.width,
                 height=image.height,
                 received_at=timezone.now(),
-                automation_level=line.automation_level,
-                accept_threshold=line.accept_threshold,
-                reject_threshold=line.reject_threshold,
-                latency_budget_ms=line.latency_budget_ms,
-                fail_safe_action=line.fail_safe_action,
-                audit_fraction=line.audit_fraction,
+                **policy_snapshot(line),
             )
             if not routing.level_runs_model(inspection.automation_level):
                 _apply_route(inspection, routing.route_without_model(policy_of(inspection)))

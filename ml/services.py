@@ -185,6 +185,9 @@ def set_active_version(*, line, model_version: ModelVersion, changed_by: str, re
     line = inspection_services.activate_model(
         line=line, model_version=model_version, changed_by=changed_by, reason=reason
     )
+    # a version trained from a folder on the command line belongs to no line until it first
+    # serves one; from then on the registry lists it with that line's versions
+    ModelVersion.objects.filter(pk=model_version.pk, line__isnull=True).update(line=line)
     now = timezone.now()
     if previous_id != model_version.pk:
         ModelVersion.objects.filter(pk=model_version.pk).update(

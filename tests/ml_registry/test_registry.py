@@ -181,3 +181,15 @@ def test_a_policy_change_is_audited_and_bad_values_change_nothing(line):
         services.set_line_policy(line=line, changed_by="sam", mlops_level="yolo")
     assert services.policy_for(line).gate_margin == 0.01
     assert len(audit(line)) == 2
+
+
+def test_a_version_of_no_line_belongs_to_the_first_line_it_serves(db, make_line):
+    from ml.models import ModelVersion
+    from ml.services import set_active_version
+    from tests.helpers import seed_model_version
+
+    first, second = make_line(name="first"), make_line(name="second")
+    version = seed_model_version("from-a-folder")
+    set_active_version(line=first, model_version=version, changed_by="cli")
+    set_active_version(line=second, model_version=version, changed_by="cli")
+    assert ModelVersion.objects.get(pk=version.pk).line == first

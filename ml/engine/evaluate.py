@@ -87,7 +87,9 @@ def evaluate_at_thresholds(
         outputs = predict_samples(model, samples)
     labels = [int(s.is_defective) for s in samples]
     scores = [o.defect_probability for o in outputs]
-    classes = list(model.classes)
+    # a class the model has no output for still has a recall: whether its images get flagged
+    present = {box.label for s in samples for box in s.boxes}
+    classes = list(model.classes) + sorted(present - set(model.classes))
     class_counts = {name: sum(_has(s, name) for s in samples) for name in classes}
     result: dict = {
         "count": len(samples),

@@ -49,6 +49,21 @@ def test_figures_at_both_thresholds_follow_the_routing_rules():
     assert figures["box_iou"] == pytest.approx(1 / 3)  # one perfect box of three
 
 
+def test_a_class_the_model_has_no_output_for_still_gets_its_recall():
+    samples = [sample(box("stain")), sample(box("stain")), sample(box("crack")), sample()]
+    outputs = [
+        ModelOutput(0.9, ()),
+        ModelOutput(0.1, ()),
+        ModelOutput(0.9, ()),
+        ModelOutput(0.1, ()),
+    ]
+    figures = evaluate_at_thresholds(
+        Fixed(), samples, accept_threshold=0.2, reject_threshold=0.8, outputs=outputs
+    )
+    assert figures["class_counts"] == {"crack": 1, "stain": 2}
+    assert figures["reject"]["recall_per_class"] == {"crack": 1.0, "stain": 0.5}
+
+
 def test_mean_box_iou_counts_a_missed_box_as_zero():
     truth = [(box("crack", 0, 0, 10, 10),), (box("dent"),)]
     found = [(box("crack", 0, 0, 10, 5),), ()]

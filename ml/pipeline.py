@@ -664,6 +664,9 @@ def train(context: StepContext) -> dict:
         progress=context.progress,
     )
     seconds = time.perf_counter() - started
+    # the run in the artifact makes its hash its own: two runs that train byte-identical
+    # weights (same data, same seed, say a demo on a second line) stay two versions
+    model.hyperparameters = {**model.hyperparameters, "pipeline_run": context.run.pk}
     model_dir = Path(settings.LOUPE_MODEL_DIR)
     scratch = model_dir / f".run-{context.run.pk}-{os.getpid()}.pt"
     try:
@@ -771,22 +774,22 @@ def register(context: StepContext) -> dict:
     run = context.run
     trained = context.earlier["train"]
     evaluation = context.earlier["evaluate"]
-    version = (
-        run.candidate or ModelVersion.objects.filter(artifact_sha256=trained["sha256"]).first()
-    )
-    if version is None:
-        dataset = _dataset_version(context)
-        version = services.register_model_version(
-            artifact=Path(settings.LOUPE_MODEL_DIR) / trained["artifact"],
-            metrics=evaluation["test"]["candidate"],
-            hyperparameters=trained["hyperparameters"],
-            train_seconds=trained["train_seconds"],
-            training_data=f"dataset {dataset.name} ({dataset.version_hash[:12]})",
-            line=run.line,
-            dataset_version=dataset,
-            parent=run.baseline if trained["warm_start_from"] else None,
-        )
-    PipelineRun.objects.filter(pk=run.pk).update(candidate=version)
+    # the version and its link to the run commit together, so a retried step finds it here
+    with transaction.atomic():
+        version = PipelineRun.objects.select_for_update().get(pk=run.pk).candidate
+        if version is None:
+            dataset = _dataset_version(context)
+            version = services.register_model_version(
+                artifact=Path(settings.LOUPE_MODEL_DIR) / trained["artifact"],
+                metrics=evaluation["test"]["candidate"],
+                hyperparameters=trained["hyperparameters"],
+                train_seconds=trained["train_seconds"],
+                training_data=f"dataset {dataset.name} ({dataset.version_hash[:12]})",
+                line=run.line,
+                dataset_version=dataset,
+                parent=run.baseline if trained["warm_start_from"] else None,
+            )
+            PipelineRun.objects.filter(pk=run.pk).update(candidate=version)
     policy = services.policy_for(run.line)
     rules = GateRules(policy.gate_margin, policy.max_class_recall_drop)
     report = judge(evaluation, rules)

@@ -55,6 +55,20 @@ def test_a_run_records_every_step_and_registers_a_candidate(labeled_line, superv
 
 
 @transactional
+def test_two_runs_on_the_same_labels_register_two_versions(labeled_line, supervisor):
+    # same dataset version, same seed, no model to start from: the weights come out
+    # byte-identical; each run must still get its own candidate, not the other's
+    first = pipeline.start_run(line=labeled_line, started_by=supervisor, config=TINY_RUN)
+    second = pipeline.start_run(line=labeled_line, started_by=supervisor, config=TINY_RUN)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.state, second.state) == (RunState.SUCCEEDED, RunState.SUCCEEDED), second.error
+    assert first.dataset_version == second.dataset_version
+    assert first.candidate != second.candidate
+    assert second.candidate.hyperparameters["pipeline_run"] == second.pk
+
+
+@transactional
 def test_a_schema_break_stops_the_run_with_a_message_that_names_it(
     line, label_images, generated, supervisor, tmp_path
 ):

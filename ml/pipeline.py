@@ -557,16 +557,15 @@ def _load_version(version: ModelVersion, device: str = "cpu"):
 
 
 def _warm_start(context: StepContext, samples, device: str):
-    """The active model to start from, when the config asks for it and its classes cover
-    the labels; otherwise None (a model from scratch)."""
+    """The active model to start from when the config asks for it, else None (a model from
+    scratch). A class the active model lacks gets a new output (ml.engine.retrain.fit)."""
     baseline = context.run.baseline
     if not context.config["warm_start"] or baseline is None:
         return None
     model = _load_version(baseline, device)
-    labels = {box.label for sample in samples for box in sample.boxes}
-    if not labels <= set(model.classes):
-        context.log(f"{baseline} lacks classes {sorted(labels - set(model.classes))}: scratch")
-        return None
+    new = {box.label for sample in samples for box in sample.boxes} - set(model.classes)
+    if new:
+        context.log(f"{baseline} has no output for {', '.join(sorted(new))}: one is added")
     return model
 
 

@@ -59,3 +59,40 @@ def build_model(architecture: str, num_classes: int) -> DefectNet:
     if num_classes < 1:
         raise ValueError("a model needs at least one defect class")
     return DefectNet(num_classes, ARCHITECTURES[architecture])
+
+
+def with_more_classes(network: DefectNet, extra: int) -> DefectNet:
+    """A copy of `network` with `extra` more defect-map channels, appended after the old ones.
+
+    The old channels and the image logit are unchanged: the new channels start at the prior
+    (zero weights, the init's bias, so "absent" everywhere), and so do the image head's
+    weights for them. So a line that gains a defect
+    class keeps what its model knows and fine-tunes, instead of training from scratch.
+    """
+    if extra < 1:
+        raise ValueError("extra must be at least 1")
+    old = network.map_head.out_channels
+    widths = (
+        network.stem[0].out_channels,
+        network.stage4[0][0].out_channels,
+        network.stage8[0][0].out_channels,
+        network.stage16[0][0].out_channels,
+    )
+    grown = DefectNet(old + extra, widths).to(network.map_head.weight.device)
+    state = {
+        k: v
+        for k, v in network.state_dict().items()
+        if not k.startswith(("map_head.", "image_head."))
+    }
+    missing = grown.load_state_dict(state, strict=False).missing_keys
+    if any(not k.startswith(("map_head.", "image_head.")) for k in missing):
+        raise ValueError(f"network layout differs from {type(grown).__name__}: {missing}")
+    pooled = 2 * widths[3]
+    with torch.no_grad():
+        grown.map_head.weight.zero_()
+        grown.map_head.weight[:old] = network.map_head.weight
+        grown.map_head.bias[:old] = network.map_head.bias
+        grown.image_head.weight.zero_()
+        grown.image_head.weight[:, : pooled + old] = network.image_head.weight
+        grown.image_head.bias.copy_(network.image_head.bias)
+    return grown

@@ -21,7 +21,13 @@ import torch
 from .artifact import save_artifact
 from .dataset import LabeledImage
 from .inference import DefectModel, Preprocessing
-from .model import DEFAULT_ARCHITECTURE, INPUT_MULTIPLE, OUTPUT_STRIDE, build_model
+from .model import (
+    DEFAULT_ARCHITECTURE,
+    INPUT_MULTIPLE,
+    OUTPUT_STRIDE,
+    build_model,
+    with_more_classes,
+)
 from .train import (
     MAP_LOSS_WEIGHT,
     MAP_POS_WEIGHT,
@@ -76,7 +82,7 @@ def fit(
     """Train on every sample and return the model (save it with save_model).
 
     With `init` the network starts from init's weights and keeps its preprocessing and
-    classes; raises ValueError when the samples hold a class init has no channel for.
+    classes; a class the samples hold and init lacks gets a new channel after init's.
     """
     if not samples:
         raise ValueError("no images to train on")
@@ -84,13 +90,15 @@ def fit(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     if init is not None:
-        unknown = {b.label for s in samples for b in s.boxes} - set(init.classes)
-        if unknown:
-            raise ValueError(f"the initial model has no class {', '.join(sorted(unknown))}")
-        classes = tuple(init.classes)
+        new = tuple(sorted({b.label for s in samples for b in s.boxes} - set(init.classes)))
+        classes = tuple(init.classes) + new
         preprocessing = init.preprocessing
         pixels, masks, labels = _decode(samples, classes, preprocessing.input_size)
-        network = copy.deepcopy(init.network).to(device)
+        network = copy.deepcopy(init.network)
+        if new:
+            log(f"new classes {', '.join(new)}: the map head grows from {len(init.classes)}")
+            network = with_more_classes(network, len(new))
+        network = network.to(device)
         architecture = init.architecture
     else:
         classes = _classes(samples)

@@ -105,16 +105,18 @@ def test_tuning_records_every_trial_and_stops_when_the_budget_is_spent(samples):
     assert (trials[0].learning_rate, trials[0].augmentation, trials[0].epochs) == (0.001, 0.1, 1)
 
 
-def test_a_warm_start_keeps_the_parents_preprocessing_and_refuses_unknown_classes(
+def test_a_warm_start_keeps_the_parents_preprocessing_and_grows_a_channel_per_new_class(
     samples, tmp_path
 ):
     parent = fit(samples, config=FitConfig(epochs=1, input_size=64, batch_size=8))
     child = fit(samples, config=FitConfig(epochs=1, input_size=128, batch_size=8), init=parent)
     assert child.preprocessing == parent.preprocessing  # 64, not the config's 128
     assert child.hyperparameters["warm_start"] is True
-    stranger = [LabeledImage(samples[0].path, 64, 64, (box("smudge"),))]
-    with pytest.raises(ValueError, match="no class smudge"):
-        fit(stranger, config=FitConfig(epochs=1, input_size=64), init=parent)
+    assert child.classes == parent.classes
+    strangers = [LabeledImage(samples[0].path, 64, 64, (box("smudge"), box("burr")))]
+    grown = fit(strangers + samples, config=FitConfig(epochs=1, input_size=64), init=parent)
+    assert grown.classes == parent.classes + ("burr", "smudge")
+    assert grown.network.map_head.out_channels == len(parent.classes) + 2
 
     path = tmp_path / "child.pt"
     sha = save_model(child, path, metrics={"auroc": 0.5})

@@ -22,13 +22,14 @@ LOOP_PASSWORD = "loop-demo-password-1"
 @dataclass(frozen=True)
 class LoopSettings:
     line_name: str = "loop-line"
-    new_type: str = "crack"
+    new_type: str = "discoloration"
     image_size: int = 64
     history_images: int = 1000
-    # once it appears, the new type is three times as likely as each old one
-    new_type_weight: float = 3.0
+    # once it appears (a fault upstream, say), the new type is four times as likely as each
+    # old one, so most corrections are of it
+    new_type_weight: float = 4.0
     max_stream_images: int = 1200
-    retrain_every: int = 200
+    retrain_every: int = 250
     max_new_type_corrections: int = 200
     holdout_images: int = 300
     reject_threshold: float = 0.8
@@ -46,12 +47,12 @@ class LoopSettings:
     )
     retrain_run: dict = field(
         default_factory=lambda: {
-            "epochs": 10,
+            "epochs": 24,
             "trial_epochs": 2,
-            "learning_rates": [0.001, 0.002],
+            "learning_rates": [0.002, 0.003],
             "augmentations": [0.1],
             "tune_budget_s": 60,
-            "correction_repeats": 3,
+            "correction_repeats": 5,
         }
     )
 
@@ -72,19 +73,25 @@ class LoopResult:
 
 
 def _surface(settings: LoopSettings, weights: dict[str, float], defect_rate: float = 0.5):
-    from ml.engine.generator import DEFECT_CLASSES, SurfaceConfig
+    from ml.engine.generator import ALL_CLASSES, SurfaceConfig
 
     return SurfaceConfig(
         size=settings.image_size,
         defect_rate=defect_rate,
-        defect_mix=tuple((name, float(weights.get(name, 0.0))) for name in DEFECT_CLASSES),
+        defect_mix=tuple((name, float(weights.get(name, 0.0))) for name in ALL_CLASSES),
     )
 
 
-def old_mix(settings: LoopSettings) -> dict[str, float]:
+def line_classes(settings: LoopSettings) -> list[str]:
+    """The line's classes: the usual four, and the new type (known to the line, as a class
+    the supervisor added, but absent from everything the first model learned from)."""
     from ml.engine.generator import DEFECT_CLASSES
 
-    return {name: 1.0 for name in DEFECT_CLASSES if name != settings.new_type}
+    return list(dict.fromkeys([*DEFECT_CLASSES, settings.new_type]))
+
+
+def old_mix(settings: LoopSettings) -> dict[str, float]:
+    return {name: 1.0 for name in line_classes(settings) if name != settings.new_type}
 
 
 def new_mix(settings: LoopSettings) -> dict[str, float]:
@@ -225,6 +232,7 @@ def run_loop(
         level="human_only",
         accept_threshold=s.accept_threshold,
         reject_threshold=s.reject_threshold,
+        defect_classes=line_classes(s),
     )
     station, _ = inspection_services.create_station(line=line, name="cam-1")
     inspector = create_user(

@@ -19,6 +19,10 @@ from PIL import Image
 from .types import Region
 
 DEFECT_CLASSES = ("scratch", "dent", "spot", "crack")
+# drawn only when a defect_mix asks for them: unlike the local marks above, a model trained on
+# DEFECT_CLASSES has never seen anything like them (the data loop's "new defect type")
+OPT_IN_CLASSES = ("discoloration",)
+ALL_CLASSES = DEFECT_CLASSES + OPT_IN_CLASSES
 SURFACES = ("metal", "phone", "mixed")
 GENERATOR_VERSION = 1
 BOX_MARGIN = 2  # pixels
@@ -79,7 +83,7 @@ class SurfaceConfig:
         if self.max_defects < 1:
             raise ValueError(f"max_defects must be at least 1, got {self.max_defects}")
         for name, weight in self.defect_mix:
-            if name not in DEFECT_CLASSES:
+            if name not in ALL_CLASSES:
                 raise ValueError(f"unknown defect class {name!r} in defect_mix")
             if weight < 0:
                 raise ValueError(f"defect_mix weight for {name!r} is negative")
@@ -138,7 +142,10 @@ def generate_dataset(
         raise ValueError(f"count must not be negative, got {count}")
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    class_ids = {name: i + 1 for i, name in enumerate(DEFECT_CLASSES)}
+    # opt-in classes are listed only when drawn, so the default file keeps its four categories
+    drawn = {name for name, weight in config.defect_mix if weight > 0}
+    listed = DEFECT_CLASSES + tuple(n for n in OPT_IN_CLASSES if n in drawn)
+    class_ids = {name: i + 1 for i, name in enumerate(listed)}
     images, annotations = [], []
     for index in range(count):
         rng = np.random.default_rng([seed, index])
@@ -418,4 +425,29 @@ def _jagged_path(rng, start: np.ndarray, heading: float, steps: int) -> np.ndarr
     return np.array(points)
 
 
-_DRAW = {"scratch": _scratch, "dent": _dent, "spot": _spot, "crack": _crack}
+def _discoloration(img, rng, size, xs, ys, light):
+    """A large soft patch whose hue shifts while its brightness stays: heat tint on metal,
+    a yellowed or faded patch on a phone back. No edge, no line, no dark mark."""
+    cx, cy = rng.uniform(0.25, 0.75, 2) * size
+    radius = rng.uniform(0.14, 0.24) * size
+    # a lumpy outline, not a disc: the distance is warped by smooth noise
+    warp = 1.0 + 0.3 * _smooth_noise(rng, size, 3)
+    dist = np.hypot(xs - cx, ys - cy) / (radius * np.clip(warp, 0.5, 1.5))
+    edge = np.clip((1.1 - dist) / 0.6, 0, 1)
+    alpha = edge * edge * (3 - 2 * edge)  # a plateau with a soft rim, no outline
+    hue = rng.uniform(0, 2 * math.pi)
+    # a tint with zero channel mean changes colour, not brightness
+    tint = np.array([math.cos(hue + k * 2 * math.pi / 3) for k in range(3)], np.float32)
+    strength = rng.uniform(0.14, 0.24)
+    level = max(float(img.mean()), 0.35)  # dark glass still shows a tinted sheen
+    img += (strength * level * alpha)[..., None] * tint
+    return _footprint_box(alpha, 0.3)
+
+
+_DRAW = {
+    "scratch": _scratch,
+    "dent": _dent,
+    "spot": _spot,
+    "crack": _crack,
+    "discoloration": _discoloration,
+}

@@ -15,6 +15,8 @@ def test_corrections_teach_the_line_a_new_defect_type(tmp_path, capsys):
     print(table(result, settings))
     print(result.seconds)
 
+    # the premise: the active model misses most of the new type
+    assert result.before["new_type_recall"] < 0.5
     assert result.new_type_corrections <= settings.max_new_type_corrections
     assert result.after["new_type_recall"] >= 0.90
     assert result.after["new_type_recall"] > result.before["new_type_recall"]

@@ -161,3 +161,32 @@ def test_drift_knobs_keep_the_ground_truth_boxes():
 def test_invalid_surface_config_is_rejected(changes):
     with pytest.raises(ValueError):
         SurfaceConfig(**changes)
+
+
+def test_discoloration_is_drawn_only_when_the_mix_asks_for_it(tmp_path):
+    # an opt-in class at weight 0 leaves every pixel and box of the default mix as it was
+    with_zero = replace(DEFAULT, defect_mix=DEFAULT.defect_mix + (("discoloration", 0.0),))
+    for seed in range(5):
+        a, regions_a = render(seed, replace(DEFAULT, defect_rate=1.0))
+        b, regions_b = render(seed, replace(with_zero, defect_rate=1.0))
+        assert np.array_equal(a, b) and regions_a == regions_b
+    only = SurfaceConfig(defect_rate=1.0, defect_mix=(("discoloration", 1.0),))
+    path = generate_dataset(tmp_path, count=6, seed=3, config=only)
+    coco = json.loads(path.read_text())
+    names = [c["name"] for c in coco["categories"]]
+    assert names == [*DEFECT_CLASSES, "discoloration"]
+    assert {a["category_id"] for a in coco["annotations"]} == {5}
+
+
+def test_discoloration_shifts_colour_over_a_large_patch_but_not_brightness():
+    # no noise and no light falloff: then a seed gives the same surface with and without it
+    plain = SurfaceConfig(defect_rate=0.0, noise=0.0, lighting_gradient=0.0)
+    tinted = replace(plain, defect_rate=1.0, max_defects=1, defect_mix=(("discoloration", 1.0),))
+    for seed in range(8):
+        before = render(seed, plain)[0]
+        after, (region,) = render(seed, tinted)
+        patch = (slice(int(region.y0), int(region.y1)), slice(int(region.x0), int(region.x1)))
+        assert (region.x1 - region.x0) * (region.y1 - region.y0) > 0.05 * 128 * 128
+        colour = np.abs(after[patch] - before[patch]).max(axis=2).mean()
+        brightness = np.abs(after[patch].mean(axis=2) - before[patch].mean(axis=2)).mean()
+        assert colour > 4 and brightness < 0.35 * colour

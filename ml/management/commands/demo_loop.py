@@ -4,6 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from inspection.models import Line
+from ml.engine.generator import ALL_CLASSES
 from ml.loop_scenario import LoopSettings, run_loop, table
 
 
@@ -16,7 +17,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--line", default="loop-line", help="name of the line to create")
-        parser.add_argument("--new-type", default="crack", help="the defect type that appears")
+        parser.add_argument(
+            "--new-type",
+            default=LoopSettings.new_type,
+            choices=ALL_CLASSES,
+            help="the defect type that appears (default: %(default)s)",
+        )
         parser.add_argument("--work-dir", type=Path, help="where the generated images go")
 
     def handle(self, *args, **opts):

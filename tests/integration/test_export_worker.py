@@ -1,6 +1,6 @@
-"""Exports through HTTP (Basic auth, as a script would), a real Celery worker process on the
-datasets queue, PostgreSQL and Redis; the zips are checked with pycocotools and by reading
-the YOLO files back."""
+"""Exports and imports through HTTP (Basic auth, as a script would), a real Celery worker
+process on the datasets queue, PostgreSQL and Redis; the zips are checked with pycocotools
+and by reading the YOLO files back, and a COCO export is imported into another line."""
 
 import io
 import time
@@ -118,6 +118,61 @@ def test_exports_written_by_a_worker_load_and_read_back(script, worker, tmp_path
         read_back[item.inspection_id] = boxes
     assert read_back == expected
     assert "Task datasets.export[" in worker.text()
+
+
+def upload(session, base: str, line: str, fmt: str, content: bytes) -> dict:
+    started = session.post(
+        f"{base}/api/v1/datasets/imports/",
+        data={"line": line, "format": fmt},
+        files={"archive": ("archive.zip", content, "application/zip")},
+        timeout=30,
+    )
+    assert started.status_code == 202, started.text
+    return wait_until_finished(session, base + started.json()["status_url"])
+
+
+def test_a_coco_export_imported_by_a_worker_starts_another_line_with_the_same_labels(
+    script, worker, settings
+):
+    from django.contrib.auth.models import User
+
+    from inspection.models import Inspection
+
+    session, base = script
+    services.create_line(name="line-y").members.add(User.objects.get(username="dana"))
+    version = session.post(f"{base}/api/v1/datasets/", json={}, timeout=30).json()
+    status = export(session, base, version["id"], "coco")
+    archive = session.get(base + status["download_url"], timeout=30).content
+
+    status = upload(session, base, "line-y", "coco", archive)
+    assert (status["state"], status["created_count"], status["problems"]) == ("done", 4, [])
+    imported = {
+        inspection.image_sha256: sorted(
+            (b["x0"], b["y0"], b["x1"], b["y1"], b["label"])
+            for b in inspection.annotations.latest("number").boxes
+        )
+        for inspection in Inspection.objects.filter(line__name="line-y")
+    }
+    original = {
+        inspection.image_sha256: sorted(
+            (b["x0"], b["y0"], b["x1"], b["y1"], b["label"])
+            for b in inspection.annotations.latest("number").boxes
+        )
+        for inspection in Inspection.objects.filter(line__name="line-x")
+    }
+    assert imported == original
+    assert "Task datasets.import[" in worker.text()
+
+    # a refused archive: every bad file named, nothing created, the upload not kept
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("ok/broken.png", b"not a png")
+        zf.writestr("../escape.png", b"x")
+    status = upload(session, base, "line-y", "imagefolder", bad.getvalue())
+    assert status["state"] == "failed"
+    assert {p["file"] for p in status["problems"]} == {"ok/broken.png", "../escape.png"}
+    assert Inspection.objects.filter(line__name="line-y").count() == 4
+    assert not list((Path(settings.MEDIA_ROOT) / "imports").glob("*.zip"))
 
 
 def test_a_failed_export_in_the_worker_leaves_no_file(script, worker, settings):

@@ -141,3 +141,21 @@ def test_activate_unknown_version_is_refused(make_line):
     make_line(name="press-4")
     with pytest.raises(CommandError, match="no model version 'v9'"):
         run("activate_model", "press-4", "v9")
+
+
+def test_generate_images_draws_an_opt_in_class_only_when_named(tmp_path):
+    run(
+        "generate_images",
+        str(tmp_path),
+        "--count",
+        "6",
+        "--defect-rate",
+        "1",
+        "--defect-mix",
+        "discoloration=1",
+    )
+    coco = json.loads((tmp_path / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    assert {names[a["category_id"]] for a in coco["annotations"]} == {"discoloration"}
+    with pytest.raises(CommandError, match="unknown defect class 'rust'.*discoloration"):
+        run("generate_images", str(tmp_path / "b"), "--defect-mix", "rust=1")

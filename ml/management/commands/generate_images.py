@@ -4,14 +4,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 
 def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
-    from ml.engine.generator import DEFECT_CLASSES
+    from ml.engine.generator import ALL_CLASSES
 
     mix = []
     for part in text.split(","):
         name, _, weight = part.partition("=")
         name = name.strip()
-        if name not in DEFECT_CLASSES:
-            raise CommandError(f"unknown defect class {name!r}; known: {', '.join(DEFECT_CLASSES)}")
+        if name not in ALL_CLASSES:
+            raise CommandError(f"unknown defect class {name!r}; known: {', '.join(ALL_CLASSES)}")
         try:
             mix.append((name, float(weight) if weight else 1.0))
         except ValueError:
@@ -36,7 +36,8 @@ class Command(BaseCommand):
             "--defect-mix",
             type=parse_mix,
             default=None,
-            help="relative weights, e.g. scratch=1,dent=1,spot=0.5,crack=0 (drift: new defects)",
+            help="relative weights, e.g. scratch=1,dent=1,spot=0.5,crack=0 (drift: new defects); "
+            "discoloration is drawn only when named here",
         )
         parser.add_argument("--lighting", type=float, default=1.0, help="brightness multiplier")
         parser.add_argument("--lighting-gradient", type=float, default=0.3)

@@ -32,6 +32,11 @@ def image_max_pixels() -> int:
     return settings.LOUPE_MAX_IMAGE_PIXELS
 
 
+def export_keep_days() -> int:
+    """Days a finished export's zip stays on disk: every export is a full copy of its images."""
+    return getattr(settings, "LOUPE_EXPORT_KEEP_DAYS", 7)
+
+
 def datasets_queue() -> str:
     """The Celery queue of exports and imports: long file work stays off the inference queue."""
     return getattr(settings, "LOUPE_DATASETS_QUEUE", "datasets")

@@ -108,12 +108,19 @@ class DatasetExport(models.Model):
     updated_at = models.DateTimeField(auto_now=True, help_text="Also the heartbeat of a run.")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its zip was removed (LOUPE_EXPORT_KEEP_DAYS)."
+    )
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.version} as {self.format} ({self.state})"
+
+    @property
+    def is_downloadable(self) -> bool:
+        return self.state == RunState.DONE and self.removed_at is None
 
 
 class ImportFormat(models.TextChoices):

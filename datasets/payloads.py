@@ -3,7 +3,7 @@ the API for scripts, so both answer the same."""
 
 from django.urls import reverse
 
-from datasets.models import DatasetExport, DatasetImport, DatasetVersion, RunState
+from datasets.models import DatasetExport, DatasetImport, DatasetVersion
 
 
 def version_payload(version: DatasetVersion, *, api: bool = False) -> dict:
@@ -44,9 +44,8 @@ def export_payload(export: DatasetExport, *, api: bool = False) -> dict:
         "created_at": export.created_at.isoformat(),
         "finished_at": export.finished_at.isoformat() if export.finished_at else None,
         "status_url": reverse(names[0], args=[export.pk]),
-        "download_url": reverse(names[1], args=[export.pk])
-        if export.state == RunState.DONE
-        else None,
+        "removed_at": export.removed_at.isoformat() if export.removed_at else None,
+        "download_url": reverse(names[1], args=[export.pk]) if export.is_downloadable else None,
     }
 
 

@@ -350,6 +350,30 @@ def run_export(*, export_id: int) -> None:
     DatasetExport.objects.filter(pk=export_id).update(
         state=RunState.DONE, size_bytes=size, finished_at=timezone.now(), done=export.total
     )
+    # each export copies its images, so the worker that writes one clears out the expired
+    remove_expired_exports()
+
+
+def remove_expired_exports(*, now=None) -> int:
+    """Remove the zips of exports finished more than LOUPE_EXPORT_KEEP_DAYS ago; their rows
+    stay (who exported what, when) with removed_at set. Returns how many were removed."""
+    now = now or timezone.now()
+    expired = DatasetExport.objects.filter(
+        state=RunState.DONE,
+        removed_at__isnull=True,
+        finished_at__lt=now - timedelta(days=limits.export_keep_days()),
+    )
+    removed = 0
+    for export in expired.order_by("pk").iterator():
+        # the row first: a download that starts now gets a clear 404, not a vanishing file
+        if DatasetExport.objects.filter(pk=export.pk, removed_at__isnull=True).update(
+            removed_at=now
+        ):
+            export_path(export).unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        logger.info("removed %d expired export zips", removed)
+    return removed
 
 
 # Importing --------------------------------------------------------------------------------

@@ -173,6 +173,11 @@ def export_status(request, pk):
 def download_response(export) -> FileResponse:
     if export.state != RunState.DONE:
         raise Http404("the export is not finished")
+    if export.removed_at is not None:
+        raise Http404(
+            f"the export's file was removed after {limits.export_keep_days()} days: "
+            "export the version again"
+        )
     try:
         handle = open(services.export_path(export), "rb")  # noqa: SIM115 - FileResponse closes it
     except FileNotFoundError:

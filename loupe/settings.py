@@ -119,6 +119,8 @@ LOUPE_IMPORT_MAX_UNPACKED_BYTES = env_int(
     "LOUPE_IMPORT_MAX_UNPACKED_BYTES", 2 * 1024**3, minimum=1
 )
 LOUPE_IMPORT_MAX_JSON_BYTES = env_int("LOUPE_IMPORT_MAX_JSON_BYTES", 100 * 1024 * 1024, minimum=1)
+# A finished export's zip is removed this many days after it was written (it can be made again)
+LOUPE_EXPORT_KEEP_DAYS = env_int("LOUPE_EXPORT_KEEP_DAYS", 7, minimum=1)
 # Exports and imports run on their own queue, so a long export never delays an inspection
 LOUPE_DATASETS_QUEUE = env_str("LOUPE_DATASETS_QUEUE", "datasets")
 LOUPE_MODEL_DIR = Path(env_str("LOUPE_MODEL_DIR", str(VAR_DIR / "models")))

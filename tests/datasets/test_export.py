@@ -220,3 +220,58 @@ def test_an_unknown_format_is_refused(version):
     with pytest.raises(services.InvalidInput, match="format must be one of"):
         services.start_export(version=version, fmt="pascal")
     assert DatasetExport.objects.count() == 0
+
+
+def test_zips_older_than_the_keep_days_are_removed_and_the_download_says_why(
+    version, data_team, settings, client, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    settings.LOUPE_EXPORT_KEEP_DAYS = 7
+    with django_capture_on_commit_callbacks(execute=True):
+        old, _ = services.start_export(version=version, fmt="coco", user=data_team)
+        recent, _ = services.start_export(version=version, fmt="csv", user=data_team)
+    DatasetExport.objects.filter(pk=old.pk).update(
+        finished_at=timezone.now() - timedelta(days=7, minutes=1)
+    )
+    DatasetExport.objects.filter(pk=recent.pk).update(
+        finished_at=timezone.now() - timedelta(days=6, hours=23)
+    )
+    old_path = Path(settings.MEDIA_ROOT) / old.file_name
+    recent_path = Path(settings.MEDIA_ROOT) / recent.file_name
+
+    out = io.StringIO()
+    call_command("remove_expired_exports", stdout=out)
+    assert out.getvalue().strip() == "removed 1 export zips older than 7 days"
+    assert not old_path.exists() and recent_path.exists()
+    old.refresh_from_db()
+    assert old.removed_at is not None and not old.is_downloadable
+    assert services.remove_expired_exports() == 0  # already removed: nothing twice
+
+    client.force_login(data_team)
+    status = client.get(f"/datasets/exports/{old.pk}/").json()
+    assert status["download_url"] is None and status["removed_at"]
+    answer = client.get(f"/datasets/exports/{old.pk}/download/")
+    assert answer.status_code == 404
+    assert client.get(f"/datasets/exports/{recent.pk}/download/").status_code == 200
+    page = client.get(f"/datasets/{version.pk}/").content.decode()
+    assert "export again" in page
+
+
+def test_a_finished_export_clears_out_the_expired_ones(
+    version, data_team, settings, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    with django_capture_on_commit_callbacks(execute=True):
+        old, _ = services.start_export(version=version, fmt="coco", user=data_team)
+    DatasetExport.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.start_export(version=version, fmt="yolo", user=data_team)
+    assert not (Path(settings.MEDIA_ROOT) / old.file_name).exists()
+    assert DatasetExport.objects.get(pk=old.pk).removed_at is not None

@@ -1,3 +1,4 @@
+import logging
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if Line.objects.filter(name=opts["line"]).exists():
             raise CommandError(f"a line named {opts['line']!r} exists: pass --line NEW_NAME")
+        # in-process tasks log a line per pipeline step; the demo prints each run's summary
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
         settings = LoopSettings(line_name=opts["line"], new_type=opts["new_type"])
         with tempfile.TemporaryDirectory(prefix="loupe-loop-") as scratch:
             work_dir = opts["work_dir"] or Path(scratch)

@@ -115,9 +115,7 @@ LOUPE_MIN_AGREEMENT_ITEMS = env_int("LOUPE_MIN_AGREEMENT_ITEMS", 200, minimum=0)
 # Dataset imports: largest uploaded zip, most entries, most bytes unpacked, largest JSON
 LOUPE_IMPORT_MAX_BYTES = env_int("LOUPE_IMPORT_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
 LOUPE_IMPORT_MAX_FILES = env_int("LOUPE_IMPORT_MAX_FILES", 50_000, minimum=1)
-LOUPE_IMPORT_MAX_UNPACKED_BYTES = env_int(
-    "LOUPE_IMPORT_MAX_UNPACKED_BYTES", 2 * 1024**3, minimum=1
-)
+LOUPE_IMPORT_MAX_UNPACKED_BYTES = env_int("LOUPE_IMPORT_MAX_UNPACKED_BYTES", 2 * 1024**3, minimum=1)
 LOUPE_IMPORT_MAX_JSON_BYTES = env_int("LOUPE_IMPORT_MAX_JSON_BYTES", 100 * 1024 * 1024, minimum=1)
 # A finished export's zip is removed this many days after it was written (it can be made again)
 LOUPE_EXPORT_KEEP_DAYS = env_int("LOUPE_EXPORT_KEEP_DAYS", 7, minimum=1)

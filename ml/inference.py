@@ -4,6 +4,7 @@ This is the only module to change if inference moves to another server. torch is
 inside the functions, so a web process that renders pages never loads it.
 """
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -12,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 
 from ml.models import ModelVersion
+
+logger = logging.getLogger(__name__)
 
 _CACHE_SIZE = 4
 _cache: "OrderedDict[int, object]" = OrderedDict()
@@ -82,3 +85,47 @@ def predict_image(model_version: ModelVersion, path: Path):
 def forget_loaded_models() -> None:
     with _lock:
         _cache.clear()
+
+
+def warm_up_active_models() -> list[str]:
+    """Load the versions the lines serve and run each once on a blank image; return their
+    names. Importing torch and loading a model takes seconds, more than a line's budget, so a
+    process that does it on its first item sends that item to the fail-safe. A version that
+    cannot be loaded is logged and skipped: its items get the fail-safe as before."""
+    from PIL import Image
+
+    versions = ModelVersion.objects.filter(lines__isnull=False).distinct().order_by("-pk")
+    warmed = []
+    for version in versions[:_CACHE_SIZE]:
+        started = time.perf_counter()
+        try:
+            model = loaded_model(version)
+            size = model.preprocessing.input_size
+            model.predict([Image.new("RGB", (size, size))])
+        except ModelUnavailable as exc:
+            logger.warning("warm-up skipped %s: %s", version.name, exc)
+            continue
+        logger.info(
+            "warmed up model %s in %.0f ms", version.name, 1000 * (time.perf_counter() - started)
+        )
+        warmed.append(version.name)
+    return warmed
+
+
+def warm_up_in_background() -> threading.Thread:
+    """warm_up_active_models in a daemon thread: the process starts taking items at once, and
+    an item that arrives meanwhile waits for the loading model instead of loading it twice."""
+
+    def run() -> None:
+        from django.db import connection
+
+        try:
+            warm_up_active_models()
+        except Exception:  # a failed warm-up must not take the process down
+            logger.exception("model warm-up failed")
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=run, name="loupe-model-warm-up", daemon=True)
+    thread.start()
+    return thread

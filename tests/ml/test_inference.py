@@ -56,3 +56,28 @@ def test_the_next_inspection_uses_a_newly_activated_version(two_versions, make_l
     assert submit("B", 2).predictions.get().model_version == new
     services.activate_model(line=line, model_version=old, changed_by="test")  # rollback
     assert submit("C", 3).predictions.get().model_version == old
+
+
+@pytest.mark.django_db
+def test_warm_up_loads_the_versions_lines_serve_and_skips_a_broken_one(
+    two_versions, make_line, settings
+):
+    served, unused = two_versions
+    services.activate_model(line=make_line(name="a"), model_version=served, changed_by="t")
+    path = settings.LOUPE_MODEL_DIR / "broken.pt"
+    path.write_bytes((settings.LOUPE_MODEL_DIR / "tiny-copy.pt").read_bytes() + b"\0\0")
+    broken = register_model_version(artifact=path, name="tiny-broken")
+    services.activate_model(line=make_line(name="b"), model_version=broken, changed_by="t")
+    path.write_bytes(b"tampered")
+    inference.forget_loaded_models()
+
+    assert inference.warm_up_active_models() == ["tiny"]
+    assert set(inference._cache) == {served.pk}  # not the unused one, not the broken one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_warm_up_in_background_fills_the_cache_from_its_own_thread(model_version, make_line):
+    services.activate_model(line=make_line(name="a"), model_version=model_version, changed_by="t")
+    inference.forget_loaded_models()
+    inference.warm_up_in_background().join(timeout=60)
+    assert set(inference._cache) == {model_version.pk}

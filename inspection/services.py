@@ -318,6 +318,29 @@ def budget_deadline(inspection: Inspection):
     return inspection.received_at + timedelta(milliseconds=inspection.latency_budget_ms)
 
 
+# past its deadline by this much, an unrouted item has no request left waiting for it
+OVERDUE_GRACE = timedelta(seconds=30)
+
+
+def route_overdue_inspections(*, now=None) -> int:
+    """Give the fail-safe to items still unrouted well past their budget; return how many.
+
+    The POST that stored an item routes it by its deadline; if that process died between
+    storing the image and sending the task (or while waiting), nothing else would, and the
+    item would sit unseen. Its model answer, if one comes, is still recorded as late.
+    """
+    now = now or timezone.now()
+    routed = 0
+    # received_at bounds the scan; each item's own budget decides
+    stale = Inspection.objects.filter(
+        status=InspectionStatus.RECEIVED, received_at__lt=now - OVERDUE_GRACE
+    )
+    for inspection in stale.order_by("pk").iterator():
+        if budget_deadline(inspection) + OVERDUE_GRACE < now:
+            routed += apply_fail_safe(inspection=inspection, reason=FailSafeReason.BUDGET_MISSED)
+    return routed
+
+
 def _record_prediction(
     *, inspection: Inspection, model_version: ModelVersion, output, latency_ms: float, is_late: bool
 ) -> Prediction:

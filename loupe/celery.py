@@ -19,11 +19,11 @@ def _remember_queues(sender=None, options=None, **kwargs):
 
 
 @signals.worker_process_init.connect
-def _warm_up_models(**kwargs):
-    """A worker that judges items loads the lines' models before the first item arrives."""
+def _prepare_to_judge(**kwargs):
+    """A worker that judges items routes overdue ones and loads the lines' models first."""
     from django.conf import settings
 
     if not _queues or settings.CELERY_TASK_DEFAULT_QUEUE in _queues:
-        from ml.inference import warm_up_in_background
+        from loupe.startup import prepare_in_background
 
-        warm_up_in_background()
+        prepare_in_background()

@@ -111,21 +111,3 @@ def warm_up_active_models() -> list[str]:
         warmed.append(version.name)
     return warmed
 
-
-def warm_up_in_background() -> threading.Thread:
-    """warm_up_active_models in a daemon thread: the process starts taking items at once, and
-    an item that arrives meanwhile waits for the loading model instead of loading it twice."""
-
-    def run() -> None:
-        from django.db import connection
-
-        try:
-            warm_up_active_models()
-        except Exception:  # a failed warm-up must not take the process down
-            logger.exception("model warm-up failed")
-        finally:
-            connection.close()  # this thread's own connection
-
-    thread = threading.Thread(target=run, name="loupe-model-warm-up", daemon=True)
-    thread.start()
-    return thread

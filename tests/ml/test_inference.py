@@ -74,10 +74,3 @@ def test_warm_up_loads_the_versions_lines_serve_and_skips_a_broken_one(
     assert inference.warm_up_active_models() == ["tiny"]
     assert set(inference._cache) == {served.pk}  # not the unused one, not the broken one
 
-
-@pytest.mark.django_db(transaction=True)
-def test_warm_up_in_background_fills_the_cache_from_its_own_thread(model_version, make_line):
-    services.activate_model(line=make_line(name="a"), model_version=model_version, changed_by="t")
-    inference.forget_loaded_models()
-    inference.warm_up_in_background().join(timeout=60)
-    assert set(inference._cache) == {model_version.pk}

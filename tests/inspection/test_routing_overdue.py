@@ -1,0 +1,58 @@
+"""Items a dead process left unrouted: routed to the line's fail-safe once well past their
+budget, by the start-up of a process that judges items or by `manage.py route_overdue`."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from inspection import services
+from inspection.images import validate_image
+from inspection.models import Inspection, InspectionStatus
+from tests.helpers import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def stored_but_never_sent(station, external_id, *, age_s: float) -> Inspection:
+    """What a web process that died after storing the image and before the task leaves."""
+    image = validate_image(image_bytes(seed=len(external_id)), max_bytes=10**7, max_pixels=10**8)
+    inspection, _ = services.receive_inspection(
+        station=station, external_id=external_id, image=image, metadata={}
+    )
+    Inspection.objects.filter(pk=inspection.pk).update(
+        received_at=timezone.now() - timedelta(seconds=age_s)
+    )
+    return inspection
+
+
+def test_only_items_well_past_their_budget_get_the_fail_safe(make_line):
+    line = make_line(name="press", level="full", latency_budget_ms=1000, fail_safe_action="review")
+    station, _ = services.create_station(line=line, name="cam")
+    lost = stored_but_never_sent(station, "LOST", age_s=40)  # 1 s budget + 30 s grace passed
+    waiting = stored_but_never_sent(station, "WAIT", age_s=20)  # its request may still wait
+
+    out = StringIO()
+    call_command("route_overdue", stdout=out)
+    assert out.getvalue().strip() == "routed 1 overdue items to the fail-safe"
+    lost.refresh_from_db()
+    waiting.refresh_from_db()
+    assert lost.status == InspectionStatus.IN_REVIEW
+    assert lost.fail_safe_reason == "budget_missed"
+    assert lost.review_item is not None
+    assert waiting.status == InspectionStatus.RECEIVED
+    assert services.route_overdue_inspections() == 0  # never routed twice
+
+
+def test_prepare_to_judge_routes_the_overdue_before_loading_models(make_line):
+    from loupe.startup import prepare_to_judge
+
+    line = make_line(name="press", level="full", fail_safe_action="reject")
+    station, _ = services.create_station(line=line, name="cam")
+    lost = stored_but_never_sent(station, "LOST", age_s=120)
+    prepare_to_judge()
+    lost.refresh_from_db()
+    assert lost.status == InspectionStatus.DECIDED
+    assert lost.decision.outcome == "reject"

@@ -350,8 +350,12 @@ def run_export(*, export_id: int) -> None:
     DatasetExport.objects.filter(pk=export_id).update(
         state=RunState.DONE, size_bytes=size, finished_at=timezone.now(), done=export.total
     )
-    # each export copies its images, so the worker that writes one clears out the expired
-    remove_expired_exports()
+    # each export copies its images, so the worker that writes one clears out the expired;
+    # a failure there is not this export's failure
+    try:
+        remove_expired_exports()
+    except Exception:
+        logger.exception("removing expired exports failed")
 
 
 def remove_expired_exports(*, now=None) -> int:
@@ -365,12 +369,11 @@ def remove_expired_exports(*, now=None) -> int:
     )
     removed = 0
     for export in expired.order_by("pk").iterator():
-        # the row first: a download that starts now gets a clear 404, not a vanishing file
-        if DatasetExport.objects.filter(pk=export.pk, removed_at__isnull=True).update(
+        # the file first: if this stops in between, the next pass marks the row
+        export_path(export).unlink(missing_ok=True)
+        removed += DatasetExport.objects.filter(pk=export.pk, removed_at__isnull=True).update(
             removed_at=now
-        ):
-            export_path(export).unlink(missing_ok=True)
-            removed += 1
+        )
     if removed:
         logger.info("removed %d expired export zips", removed)
     return removed

@@ -179,6 +179,14 @@ class Inspection(models.Model):
                 fields=["station", "external_id"], name="inspection_unique_external_id"
             ),
         ]
+        indexes = [
+            # the few unrouted items, found without scanning the table (route_overdue)
+            models.Index(
+                fields=["received_at"],
+                condition=Q(status="received"),
+                name="inspection_unrouted",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.station} #{self.external_id}"

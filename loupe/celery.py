@@ -20,7 +20,8 @@ def _remember_queues(sender=None, options=None, **kwargs):
 
 @signals.worker_process_init.connect
 def _prepare_to_judge(**kwargs):
-    """A worker that judges items routes overdue ones and loads the lines' models first."""
+    """A prefork child of a worker that judges items starts routing overdue items and loading
+    the lines' models in a background thread (other pools skip this: run inference prefork)."""
     from django.conf import settings
 
     if not _queues or settings.CELERY_TASK_DEFAULT_QUEUE in _queues:

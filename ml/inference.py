@@ -94,7 +94,15 @@ def warm_up_active_models() -> list[str]:
     cannot be loaded is logged and skipped: its items get the fail-safe as before."""
     from PIL import Image
 
-    versions = ModelVersion.objects.filter(lines__isnull=False).distinct().order_by("-pk")
+    from inspection.models import AutomationLevel
+
+    # as many as the cache keeps, newest first; a human-only line never asks its model
+    versions = (
+        ModelVersion.objects.filter(lines__isnull=False)
+        .exclude(lines__automation_level=AutomationLevel.HUMAN_ONLY)
+        .distinct()
+        .order_by("-pk")
+    )
     warmed = []
     for version in versions[:_CACHE_SIZE]:
         started = time.perf_counter()
@@ -102,7 +110,7 @@ def warm_up_active_models() -> list[str]:
             model = loaded_model(version)
             size = model.preprocessing.input_size
             model.predict([Image.new("RGB", (size, size))])
-        except ModelUnavailable as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad version must not stop the others
             logger.warning("warm-up skipped %s: %s", version.name, exc)
             continue
         logger.info(
@@ -110,4 +118,3 @@ def warm_up_active_models() -> list[str]:
         )
         warmed.append(version.name)
     return warmed
-

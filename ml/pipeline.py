@@ -565,7 +565,7 @@ def _warm_start(context: StepContext, samples, device: str):
     model = _load_version(baseline, device)
     new = {box.label for sample in samples for box in sample.boxes} - set(model.classes)
     if new:
-        context.log(f"{baseline} has no output for {', '.join(sorted(new))}: one is added")
+        context.log(f"{baseline} has no output for {', '.join(sorted(new))}: one each is added")
     return model
 
 

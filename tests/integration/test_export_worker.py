@@ -147,16 +147,16 @@ def test_a_coco_export_imported_by_a_worker_starts_another_line_with_the_same_la
     status = upload(session, base, "line-y", "coco", archive)
     assert (status["state"], status["created_count"], status["problems"]) == ("done", 4, [])
     imported = {
-        inspection.image_sha256: sorted(
-            (b["x0"], b["y0"], b["x1"], b["y1"], b["label"])
-            for b in inspection.annotations.latest("number").boxes
+        inspection.image_sha256: (
+            (revision := inspection.annotations.latest("number")).image_label,
+            sorted((b["x0"], b["y0"], b["x1"], b["y1"], b["label"]) for b in revision.boxes),
         )
         for inspection in Inspection.objects.filter(line__name="line-y")
     }
     original = {
-        inspection.image_sha256: sorted(
-            (b["x0"], b["y0"], b["x1"], b["y1"], b["label"])
-            for b in inspection.annotations.latest("number").boxes
+        inspection.image_sha256: (
+            (revision := inspection.annotations.latest("number")).image_label,
+            sorted((b["x0"], b["y0"], b["x1"], b["y1"], b["label"]) for b in revision.boxes),
         )
         for inspection in Inspection.objects.filter(line__name="line-x")
     }

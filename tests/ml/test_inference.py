@@ -59,18 +59,23 @@ def test_the_next_inspection_uses_a_newly_activated_version(two_versions, make_l
 
 
 @pytest.mark.django_db
-def test_warm_up_loads_the_versions_lines_serve_and_skips_a_broken_one(
+def test_warm_up_loads_the_versions_lines_ask_and_skips_a_broken_one(
     two_versions, make_line, settings
 ):
-    served, unused = two_versions
-    services.activate_model(line=make_line(name="a"), model_version=served, changed_by="t")
+    served, human_only = two_versions
+    services.activate_model(
+        line=make_line(name="a", level="shadow"), model_version=served, changed_by="t"
+    )
+    # a human-only line never asks its model: loading it would only cost memory
+    services.activate_model(line=make_line(name="h"), model_version=human_only, changed_by="t")
     path = settings.LOUPE_MODEL_DIR / "broken.pt"
     path.write_bytes((settings.LOUPE_MODEL_DIR / "tiny-copy.pt").read_bytes() + b"\0\0")
     broken = register_model_version(artifact=path, name="tiny-broken")
-    services.activate_model(line=make_line(name="b"), model_version=broken, changed_by="t")
+    services.activate_model(
+        line=make_line(name="b", level="full"), model_version=broken, changed_by="t"
+    )
     path.write_bytes(b"tampered")
     inference.forget_loaded_models()
 
     assert inference.warm_up_active_models() == ["tiny"]
-    assert set(inference._cache) == {served.pk}  # not the unused one, not the broken one
-
+    assert set(inference._cache) == {served.pk}

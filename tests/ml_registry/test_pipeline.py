@@ -64,6 +64,8 @@ def test_two_runs_on_the_same_labels_register_two_versions(labeled_line, supervi
     second.refresh_from_db()
     assert (first.state, second.state) == (RunState.SUCCEEDED, RunState.SUCCEEDED), second.error
     assert first.dataset_version == second.dataset_version
+    weights = [pipeline._load_version(r.candidate).network.state_dict() for r in (first, second)]
+    assert all(weights[0][k].equal(weights[1][k]) for k in weights[0])  # the premise
     assert first.candidate != second.candidate
     assert second.candidate.hyperparameters["pipeline_run"] == second.pk
 

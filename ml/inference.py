@@ -97,11 +97,9 @@ def warm_up_active_models() -> list[str]:
     from inspection.models import AutomationLevel
 
     # as many as the cache keeps, newest first; a human-only line never asks its model
+    asking = [level for level in AutomationLevel.values if level != AutomationLevel.HUMAN_ONLY]
     versions = (
-        ModelVersion.objects.filter(lines__isnull=False)
-        .exclude(lines__automation_level=AutomationLevel.HUMAN_ONLY)
-        .distinct()
-        .order_by("-pk")
+        ModelVersion.objects.filter(lines__automation_level__in=asking).distinct().order_by("-pk")
     )
     warmed = []
     for version in versions[:_CACHE_SIZE]:

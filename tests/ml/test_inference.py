@@ -68,6 +68,8 @@ def test_warm_up_loads_the_versions_lines_ask_and_skips_a_broken_one(
     )
     # a human-only line never asks its model: loading it would only cost memory
     services.activate_model(line=make_line(name="h"), model_version=human_only, changed_by="t")
+    # ...but a version another line asks is loaded, whatever a human-only line does with it
+    services.activate_model(line=make_line(name="h2"), model_version=served, changed_by="t")
     path = settings.LOUPE_MODEL_DIR / "broken.pt"
     path.write_bytes((settings.LOUPE_MODEL_DIR / "tiny-copy.pt").read_bytes() + b"\0\0")
     broken = register_model_version(artifact=path, name="tiny-broken")

@@ -16,6 +16,11 @@ import resource
 import sys
 import time
 
+import torch
+from PIL import Image
+
+from ml.engine.artifact import load_artifact
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.probe")
@@ -25,11 +30,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-
-    import torch
-    from PIL import Image
-
-    from ml.engine.artifact import load_artifact
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

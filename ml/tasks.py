@@ -1,44 +1,36 @@
 """Celery entry points of the model registry and the retraining pipeline.
 
-Pipeline steps go to the training queue, so a long training never holds up an inference
-worker: run `celery -A loupe worker -Q training --concurrency 1` beside the inference workers.
+Imports go one way, with no cycle: this module -> ml.pipeline.runner -> ml.pipeline.step_task
+-> ml.pipeline.steps. The task that runs a step ("ml.run_pipeline_step") is defined in
+ml.pipeline.step_task, so that the runner can chain it without importing this module; it is
+re-exported here with the queue it runs on. Nothing in ml.pipeline, and no service, imports
+this module.
 """
 
 import logging
 
 from celery import shared_task
 
-from ml import pipeline
+from inspection.models import Line
+from ml.pipeline.runner import start_run_if_due
+from ml.pipeline.step_task import TRAINING_QUEUE, run_pipeline_step_task, step_signature
+
+__all__ = [
+    "TRAINING_QUEUE",
+    "check_retraining_policy_task",
+    "enqueue_policy_check",
+    "run_pipeline_step_task",
+    "step_signature",
+]
 
 logger = logging.getLogger(__name__)
-
-TRAINING_QUEUE = "training"
-
-
-@shared_task(
-    name="ml.run_pipeline_step",
-    # Acked on receipt: a step runs for minutes, longer than the broker's visibility timeout,
-    # so a late ack would have Redis hand it to a second worker mid-training. A step whose
-    # worker died is taken over by a retry of its run (pipeline.retry_run).
-    acks_late=False,
-    throws=(pipeline.StepFailed,),
-)
-def run_pipeline_step_task(run_id: int, step_name: str) -> None:
-    pipeline.run_step(run_id=run_id, name=step_name)
-
-
-def step_signature(run_id: int, step_name: str):
-    """One link of a run's chain, bound for the training queue."""
-    return run_pipeline_step_task.si(run_id, step_name).set(queue=TRAINING_QUEUE)
 
 
 @shared_task(name="ml.check_retraining_policy")
 def check_retraining_policy_task(line_id: int) -> None:
-    from inspection.models import Line
-
     line = Line.objects.filter(pk=line_id).first()
     if line is not None:
-        pipeline.start_run_if_due(line=line)
+        start_run_if_due(line=line)
 
 
 def enqueue_policy_check(line_id: int) -> None:

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two boxes given as (x0, y0, x1, y1), x1/y1 the far edges.
+
+    The one IoU of Loupe: 0 for disjoint or touching boxes, and when both are empty; an
+    inverted box (x1 < x0) counts as empty.
+    """
+    ax0, ay0, ax1, ay1 = a
+    bx0, by0, bx1, by1 = b
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = _area(ax0, ay0, ax1, ay1) + _area(bx0, by0, bx1, by1) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _area(x0: float, y0: float, x1: float, y1: float) -> float:
+    return max(0.0, x1 - x0) * max(0.0, y1 - y0)
 
 
 @dataclass(frozen=True)
@@ -17,15 +35,15 @@ class Region:
     score: float
 
     @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y0, self.x1, self.y1)
+
+    @property
     def area(self) -> float:
-        return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
+        return _area(*self.bounds)
 
     def iou(self, other: Region) -> float:
-        ix = min(self.x1, other.x1) - max(self.x0, other.x0)
-        iy = min(self.y1, other.y1) - max(self.y0, other.y0)
-        inter = max(0.0, ix) * max(0.0, iy)
-        union = self.area + other.area - inter
-        return inter / union if union > 0 else 0.0
+        return box_iou(self.bounds, other.bounds)
 
     def to_dict(self) -> dict:
         return {

@@ -34,12 +34,14 @@ def test_default_training_finishes_within_five_minutes(trained):
 
 @pytest.mark.slow
 def test_model_separates_defective_images_on_its_holdout_split(trained):
+    print(f"\nheld-out split ({trained.holdout_count} images): {trained.metrics}")  # pytest -s
     assert trained.metrics["auroc"] >= 0.95
     assert trained.metrics["box_hit_rate"] >= 0.80
 
 
 @pytest.mark.slow
 def test_model_meets_targets_on_a_fresh_dataset_of_another_seed(fresh_metrics):
+    print(f"\nfresh dataset, seed 2024: {fresh_metrics}")  # pytest -s
     assert fresh_metrics["count"] == 500
     assert fresh_metrics["auroc"] >= 0.95
     assert fresh_metrics["box_hit_rate"] >= 0.80

@@ -1,11 +1,12 @@
 import random
 
 import pytest
+import torch
 
 from ml.engine.artifact import file_sha256, load_artifact
 from ml.engine.dataset import load_coco_folder
 from ml.engine.generator import generate_dataset
-from ml.engine.train import TrainConfig, split_samples, train_model
+from ml.engine.train import TrainConfig, fit, split_samples, train_model
 
 
 def test_train_result_describes_the_saved_artifact(quick_model):
@@ -66,6 +67,18 @@ def test_training_is_reproducible_for_a_seed(small_dataset, tmp_path):
     assert a.metrics == b.metrics
 
 
+def test_first_training_is_the_shared_fit_on_its_training_split(small_dataset, tmp_path):
+    # a budget no run reaches keeps wall time out of the learning-rate schedule
+    config = TrainConfig(epochs=1, batch_size=16, time_budget_s=1e9)
+    result = train_model(small_dataset, tmp_path / "m.pt", config=config)
+    train, _ = split_samples(load_coco_folder(small_dataset), config.holdout_fraction)
+    model = fit(train, config=config)
+    saved = load_artifact(result.artifact_path, expected_sha256=result.sha256)
+    weights = model.network.state_dict()
+    assert all(torch.equal(t, weights[k].cpu()) for k, t in saved.network.state_dict().items())
+    assert saved.hyperparameters == {**model.hyperparameters, "holdout_fraction": 0.2}
+
+
 def test_dataset_without_training_images_is_refused(tmp_path):
     generate_dataset(tmp_path, count=0, seed=0)
     with pytest.raises(ValueError, match="no images left for training"):
@@ -74,7 +87,13 @@ def test_dataset_without_training_images_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "changes",
-    [{"epochs": 0}, {"input_size": 100}, {"holdout_fraction": 1.0}, {"time_budget_s": 0}],
+    [
+        {"epochs": 0},
+        {"input_size": 100},
+        {"augmentation": 1.0},
+        {"holdout_fraction": 1.0},
+        {"time_budget_s": 0},
+    ],
 )
 def test_invalid_train_config_is_rejected(changes):
     with pytest.raises(ValueError):

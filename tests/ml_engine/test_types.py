@@ -1,6 +1,6 @@
 import pytest
 
-from ml.engine.types import Region
+from ml.engine.types import Region, box_iou
 
 
 def box(x0, y0, x1, y1, label="spot", score=1.0):
@@ -32,6 +32,18 @@ def test_iou_ignores_labels_and_is_symmetric():
 
 def test_iou_of_degenerate_boxes_is_zero():
     assert box(5, 5, 5, 5).iou(box(5, 5, 5, 5)) == 0.0
+
+
+def test_box_iou_takes_plain_corner_sequences_and_agrees_with_region_iou():
+    a, b = (0, 0, 10, 10), [5.0, 0.0, 15.0, 10.0]
+    assert box_iou(a, b) == pytest.approx(50 / 150)
+    assert box_iou(a, b) == box(*a).iou(box(*b))
+    assert box_iou(a, (20, 20, 30, 30)) == 0.0
+    assert box_iou((5, 5, 5, 5), (5, 5, 5, 5)) == 0.0
+
+
+def test_box_iou_counts_an_inverted_box_as_empty():
+    assert box_iou((0, 0, 10, 10), (10, 10, 0, 0)) == 0.0
 
 
 def test_to_dict_rounds_coordinates_to_two_and_score_to_four_decimals():

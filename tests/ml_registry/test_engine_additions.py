@@ -11,7 +11,8 @@ import pytest
 from ml.engine.artifact import file_sha256, load_artifact
 from ml.engine.dataset import LabeledImage
 from ml.engine.evaluate import evaluate_at_thresholds, mean_box_iou
-from ml.engine.retrain import FitConfig, Trial, best_trial, fit, save_model, tune
+from ml.engine.train import TrainConfig, fit, save_model
+from ml.engine.tuning import Trial, best_trial, tune
 from ml.engine.types import ModelOutput, Region
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_tuning_records_every_trial_and_stops_when_the_budget_is_spent(samples):
     seen = []
     trials = tune(
         samples,
-        base=FitConfig(input_size=64, batch_size=8),
+        base=TrainConfig(input_size=64, batch_size=8),
         learning_rates=[0.001, 0.003],
         augmentations=[0.1, 0.3],
         trial_epochs=1,
@@ -108,13 +109,13 @@ def test_tuning_records_every_trial_and_stops_when_the_budget_is_spent(samples):
 def test_a_warm_start_keeps_the_parents_preprocessing_and_grows_a_channel_per_new_class(
     samples, tmp_path
 ):
-    parent = fit(samples, config=FitConfig(epochs=1, input_size=64, batch_size=8))
-    child = fit(samples, config=FitConfig(epochs=1, input_size=128, batch_size=8), init=parent)
+    parent = fit(samples, config=TrainConfig(epochs=1, input_size=64, batch_size=8))
+    child = fit(samples, config=TrainConfig(epochs=1, input_size=128, batch_size=8), init=parent)
     assert child.preprocessing == parent.preprocessing  # 64, not the config's 128
     assert child.hyperparameters["warm_start"] is True
     assert child.classes == parent.classes
     strangers = [LabeledImage(samples[0].path, 64, 64, (box("smudge"), box("burr")))]
-    grown = fit(strangers + samples, config=FitConfig(epochs=1, input_size=64), init=parent)
+    grown = fit(strangers + samples, config=TrainConfig(epochs=1, input_size=64), init=parent)
     assert grown.classes == parent.classes + ("burr", "smudge")
     assert grown.network.map_head.out_channels == len(parent.classes) + 2
 

@@ -10,7 +10,7 @@ from labeling.services import save_annotation
 from ml import pipeline, services
 from ml.engine.dataset import LabeledImage
 from ml.errors import RunInProgress, RunNotRetryable
-from ml.models import ModelStatus, ModelVersion, PipelineRun, RunState, StepState
+from ml.models import ModelStatus, ModelVersion, PipelineRun, PipelineRunState, StepState
 from tests.helpers import seed_inspection, seed_model_version
 from tests.ml_registry.conftest import TINY_RUN
 
@@ -25,7 +25,7 @@ def states(run) -> dict[str, str]:
 def test_a_run_records_every_step_and_registers_a_candidate(labeled_line, supervisor):
     run = pipeline.start_run(line=labeled_line, started_by=supervisor, config=TINY_RUN)
     run.refresh_from_db()
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == PipelineRunState.SUCCEEDED, run.error
     steps = list(run.steps.order_by("position"))
     assert [s.name for s in steps] == list(pipeline.STEPS)
     for step in steps:
@@ -62,9 +62,12 @@ def test_two_runs_on_the_same_labels_register_two_versions(labeled_line, supervi
     second = pipeline.start_run(line=labeled_line, started_by=supervisor, config=TINY_RUN)
     first.refresh_from_db()
     second.refresh_from_db()
-    assert (first.state, second.state) == (RunState.SUCCEEDED, RunState.SUCCEEDED), second.error
+    assert (first.state, second.state) == (
+        PipelineRunState.SUCCEEDED,
+        PipelineRunState.SUCCEEDED,
+    ), second.error
     assert first.dataset_version == second.dataset_version
-    weights = [pipeline._load_version(r.candidate).network.state_dict() for r in (first, second)]
+    weights = [pipeline.load_version(r.candidate).network.state_dict() for r in (first, second)]
     assert all(weights[0][k].equal(weights[1][k]) for k in weights[0])  # the premise
     assert first.candidate != second.candidate
     assert second.candidate.hyperparameters["pipeline_run"] == second.pk
@@ -81,7 +84,7 @@ def test_a_schema_break_stops_the_run_with_a_message_that_names_it(
 
     run = pipeline.start_run(line=line, started_by=supervisor, config=TINY_RUN)
     run.refresh_from_db()
-    assert run.state == RunState.FAILED
+    assert run.state == PipelineRunState.FAILED
     assert "schema break: channels: one version mixes channel counts {3: 60, 1: 1}" in run.error
     assert states(run) == {
         "ingest": "succeeded",
@@ -94,12 +97,12 @@ def test_a_schema_break_stops_the_run_with_a_message_that_names_it(
 
 @transactional
 def test_a_failed_step_is_retried_without_redoing_the_steps_before_it(labeled_line, supervisor):
-    policy = services.policy_for(labeled_line)
+    policy = services.retraining_policy_for(labeled_line)
     policy.memory_budget_mb = 1
     policy.save()
     run = pipeline.start_run(line=labeled_line, started_by=supervisor, config=TINY_RUN)
     run.refresh_from_db()
-    assert run.state == RunState.FAILED
+    assert run.state == PipelineRunState.FAILED
     assert run.error.startswith("infrastructure: over budget: peak memory")
     assert states(run)["infrastructure"] == "failed"
     assert states(run)["register"] == "pending"
@@ -109,7 +112,7 @@ def test_a_failed_step_is_retried_without_redoing_the_steps_before_it(labeled_li
     policy.save()
     pipeline.retry_run(run=run)
     run.refresh_from_db()
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == PipelineRunState.SUCCEEDED, run.error
     after = {s.name: (s.attempts, s.started_at) for s in run.steps.all()}
     for name in pipeline.STEPS[:6]:
         assert after[name] == before[name], name  # not run again
@@ -163,7 +166,7 @@ def test_the_policy_starts_a_run_every_n_corrections_above_the_manual_level(
     line, corrections, level, starts
 ):
     line.refresh_from_db()
-    services.set_line_policy(
+    services.set_retraining_policy(
         line=line, changed_by="sam", mlops_level=level, retrain_every_corrections=3
     )
     corrections(2)
@@ -175,7 +178,7 @@ def test_the_policy_starts_a_run_every_n_corrections_above_the_manual_level(
         assert run.trigger == "policy"
         assert run.baseline.name == "v-active"
         assert pipeline.start_run_if_due(line=line) is None  # one in progress
-        PipelineRun.objects.filter(pk=run.pk).update(state=RunState.FAILED)
+        PipelineRun.objects.filter(pk=run.pk).update(state=PipelineRunState.FAILED)
         corrections(2)
         assert pipeline.start_run_if_due(line=line) is None  # counted from the last run
         corrections(1)
@@ -206,7 +209,7 @@ def registering(line, trained_artifact, settings):
         }
 
     def make(candidate_f1, level):
-        services.set_line_policy(line=line, changed_by="sam", mlops_level=level)
+        services.set_retraining_policy(line=line, changed_by="sam", mlops_level=level)
         run = pipeline.start_run(line=line)
         step = run.steps.get(name="register")
         earlier = {
@@ -256,7 +259,7 @@ def test_the_policy_check_that_labeling_sends_starts_the_due_run(line, correctio
     from ml.tasks import enqueue_policy_check
 
     line.refresh_from_db()
-    services.set_line_policy(
+    services.set_retraining_policy(
         line=line, changed_by="sam", mlops_level="automatic", retrain_every_corrections=2
     )
     corrections(1)

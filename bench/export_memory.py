@@ -80,18 +80,15 @@ def build(items: int) -> tuple[str, float]:
     configure()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from django.utils import timezone
 
     from datasets.services import freeze_dataset
-    from inspection import services, storage
+    from inspection import decisions, services, storage
     from inspection.images import validate_image
-    from inspection.models import Inspection
-    from labeling.models import AnnotationRevision
+    from labeling import services as labeling_services
     from ml.engine.generator import generate_dataset
 
     call_command("migrate", verbosity=0)
     line = services.create_line(name="bench-line")
-    station, _ = services.create_station(line=line, name="bench-cam")
     user = get_user_model().objects.create_user("bench")
     generate_dataset(BENCH_DIR / "source", count=DISTINCT_IMAGES, seed=1)
     images = []
@@ -99,7 +96,6 @@ def build(items: int) -> tuple[str, float]:
         image = validate_image(path.read_bytes(), max_bytes=10**8, max_pixels=10**8)
         name = storage.store_image(image.data, sha256=image.sha256, extension="png")
         images.append((name, image))
-    now = timezone.now()
     boxes = [
         [],
         [{"x0": 10.5, "y0": 12.25, "x1": 40.0, "y1": 30.75, "label": "scratch"}],
@@ -108,39 +104,34 @@ def build(items: int) -> tuple[str, float]:
             {"x0": 5.0, "y0": 90.0, "x1": 20.0, "y1": 120.0, "label": "spot"},
         ],
     ]
+    # seeded the way an import records labeled history: through the owners of those rows
+    import_station = services.import_station(line)
+    routing_policy = services.routing_policy_snapshot(line)
     for start in range(0, items, CHUNK):
         chunk = range(start, min(start + CHUNK, items))
-        inspections = Inspection.objects.bulk_create(
-            Inspection(
-                station=station,
-                line=line,
-                external_id=f"SN-{i}",
-                image=images[i % len(images)][0],
-                image_sha256=images[i % len(images)][1].sha256,
-                image_format="PNG",
-                width=images[i % len(images)][1].width,
-                height=images[i % len(images)][1].height,
-                received_at=now,
-                status="decided",
-                automation_level="human_only",
-                accept_threshold=0.2,
-                reject_threshold=0.8,
-                latency_budget_ms=1000,
-                fail_safe_action="review",
-                audit_fraction=0.02,
-            )
-            for i in chunk
+        inspections = decisions.record_imported_inspections(
+            station=import_station,
+            inspector=user,
+            routing_policy=routing_policy,
+            items=[
+                decisions.ImportedItem(
+                    external_id=f"SN-{i}",
+                    image_name=images[i % len(images)][0],
+                    sha256=images[i % len(images)][1].sha256,
+                    image_format="PNG",
+                    width=images[i % len(images)][1].width,
+                    height=images[i % len(images)][1].height,
+                    outcome="reject" if boxes[i % 3] else "accept",
+                )
+                for i in chunk
+            ],
         )
-        AnnotationRevision.objects.bulk_create(
-            AnnotationRevision(
-                inspection=inspection,
-                number=1,
-                author=user,
-                image_label="defective" if boxes[i % 3] else "ok",
-                boxes=boxes[i % 3],
-                source="human",
-            )
-            for i, inspection in zip(chunk, inspections, strict=True)
+        labeling_services.record_imported_labels(
+            author=user,
+            labels=[
+                (inspection, "defective" if boxes[i % 3] else "ok", boxes[i % 3], "")
+                for i, inspection in zip(chunk, inspections, strict=True)
+            ],
         )
     started = time.perf_counter()
     version, _ = freeze_dataset(filters={}, name="bench")

@@ -24,6 +24,7 @@ test-engine: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 demo: venv
 	@scripts/demo.sh

@@ -3,13 +3,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from inspection.models import Line
+from loupe.common.admin import HistoryInline
 
 User = get_user_model()
 
 
-class LineMembershipInline(admin.TabularInline):
+class LineMembershipInline(HistoryInline):
+    """Shown here, changed on the line's page: membership is a line setting with an audit log."""
+
     model = Line.members.through
-    extra = 1
     verbose_name = "line this user works"
     verbose_name_plural = "lines this user works"
 

@@ -6,13 +6,17 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts.roles import ADMIN, ROLES, ensure_role_groups
-from inspection.errors import InvalidInput
+from accounts.roles import ensure_role_groups
+from inspection import services as inspection_services
 from inspection.models import Line
+from loupe.common.errors import InvalidInput
+from loupe.common.permissions import ADMIN, ROLES
 
 
 @transaction.atomic
-def create_user(*, username: str, role: str, line_names: list[str], password: str):
+def create_user(
+    *, username: str, role: str, line_names: list[str], password: str, changed_by: str = "cli"
+):
     """Create a user in one role, assigned to the named lines. Raises InvalidInput."""
     User = get_user_model()
     if role not in ROLES:
@@ -36,5 +40,7 @@ def create_user(*, username: str, role: str, line_names: list[str], password: st
     ensure_role_groups()
     user.groups.add(Group.objects.get(name=role))
     for line in lines:
-        line.members.add(user)
+        inspection_services.add_line_member(
+            line=line, user=user, changed_by=changed_by, reason=f"new {role}"
+        )
     return user

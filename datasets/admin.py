@@ -1,11 +1,12 @@
 from django.contrib import admin
 
 from datasets.models import DatasetExport, DatasetImport, DatasetVersion
+from loupe.common.admin import HistoryAdmin
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Versions are immutable and exports and imports are records of runs: admin shows them
-    and may delete them, never edits them."""
+    """Exports and imports are records of runs: admin shows them and may delete them, never
+    edits them (an export's zip is removed by remove_expired_exports)."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -15,7 +16,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(DatasetVersion)
-class DatasetVersionAdmin(ReadOnlyAdmin):
+class DatasetVersionAdmin(HistoryAdmin):
+    """A frozen version is what model versions were trained on: never edited or deleted."""
+
     list_display = ["name", "version_hash", "item_count", "created_by", "created_at"]
     search_fields = ["name", "version_hash"]
 

@@ -16,18 +16,17 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.access import visible_lines
-from datasets import limits, services
+from datasets import dispatch, limits, services
 from datasets.models import ExportFormat, ImportFormat
 from datasets.payloads import export_payload, import_payload, version_payload
 from datasets.selectors import visible_exports, visible_imports, visible_versions
-from datasets.views import (
-    CAN_EXPORT,
-    CAN_FREEZE,
-    CAN_IMPORT,
-    CAN_VIEW,
-    download_response,
-    manifest_response,
+from datasets.views import download_response, manifest_response
+from inspection.selectors import visible_lines
+from loupe.common.permissions import (
+    CAN_EXPORT_DATASETS,
+    CAN_FREEZE_DATASETS,
+    CAN_IMPORT_DATASETS,
+    CAN_VIEW_DATASETS,
 )
 
 
@@ -75,7 +74,7 @@ class ImportRequestSerializer(serializers.Serializer):
 
 
 class VersionListView(DatasetsAPIView):
-    permissions = {"GET": CAN_VIEW, "POST": CAN_FREEZE}
+    permissions = {"GET": CAN_VIEW_DATASETS, "POST": CAN_FREEZE_DATASETS}
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -111,7 +110,7 @@ class VersionListView(DatasetsAPIView):
 
 
 class VersionDetailView(DatasetsAPIView):
-    permissions = {"GET": CAN_VIEW}
+    permissions = {"GET": CAN_VIEW_DATASETS}
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="One dataset version")
     def get(self, request, pk: int):
@@ -120,7 +119,7 @@ class VersionDetailView(DatasetsAPIView):
 
 
 class ManifestView(DatasetsAPIView):
-    permissions = {"GET": CAN_VIEW}
+    permissions = {"GET": CAN_VIEW_DATASETS}
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR}, summary="manifest.csv")
     def get(self, request, pk: int):
@@ -128,7 +127,7 @@ class ManifestView(DatasetsAPIView):
 
 
 class VersionExportsView(DatasetsAPIView):
-    permissions = {"GET": CAN_VIEW, "POST": CAN_EXPORT}
+    permissions = {"GET": CAN_VIEW_DATASETS, "POST": CAN_EXPORT_DATASETS}
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -151,14 +150,14 @@ class VersionExportsView(DatasetsAPIView):
         version = get_object_or_404(visible_versions(request.user), pk=pk)
         body = ExportRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        export, _ = services.start_export(
+        export, _ = dispatch.start_export(
             version=version, fmt=body.validated_data["format"], user=request.user
         )
         return Response(export_payload(export, api=True), status=status.HTTP_202_ACCEPTED)
 
 
 class ExportDetailView(DatasetsAPIView):
-    permissions = {"GET": CAN_VIEW}
+    permissions = {"GET": CAN_VIEW_DATASETS}
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="An export's progress")
     def get(self, request, pk: int):
@@ -167,7 +166,7 @@ class ExportDetailView(DatasetsAPIView):
 
 
 class ExportDownloadView(DatasetsAPIView):
-    permissions = {"GET": CAN_VIEW}
+    permissions = {"GET": CAN_VIEW_DATASETS}
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY}, summary="The zip")
     def get(self, request, pk: int):
@@ -176,7 +175,7 @@ class ExportDownloadView(DatasetsAPIView):
 
 
 class ImportListView(DatasetsAPIView):
-    permissions = {"GET": CAN_IMPORT, "POST": CAN_IMPORT}
+    permissions = {"GET": CAN_IMPORT_DATASETS, "POST": CAN_IMPORT_DATASETS}
     parser_classes = [MultiPartParser]
 
     @extend_schema(
@@ -213,7 +212,7 @@ class ImportListView(DatasetsAPIView):
                 {"error": "not_found", "detail": "no such line among yours"},
                 status=status.HTTP_404_NOT_FOUND,
             )
-        record = services.start_import(
+        record = dispatch.start_import(
             line=line,
             fmt=body.validated_data["format"],
             upload=body.validated_data["archive"],
@@ -223,7 +222,7 @@ class ImportListView(DatasetsAPIView):
 
 
 class ImportDetailView(DatasetsAPIView):
-    permissions = {"GET": CAN_IMPORT}
+    permissions = {"GET": CAN_IMPORT_DATASETS}
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="An import's progress and problems")
     def get(self, request, pk: int):

@@ -73,7 +73,9 @@ class DatasetItem(models.Model):
         return f"{self.inspection_id} in {self.version_id} ({self.split})"
 
 
-class RunState(models.TextChoices):
+class ExportImportState(models.TextChoices):
+    """Where an export or an import run is (a pipeline run has its own: PipelineRunState)."""
+
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     DONE = "done", "Done"
@@ -95,7 +97,9 @@ class DatasetExport(models.Model):
 
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="exports")
     format = models.CharField(max_length=20, choices=ExportFormat.choices)
-    state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.QUEUED)
+    state = models.CharField(
+        max_length=10, choices=ExportImportState.choices, default=ExportImportState.QUEUED
+    )
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     file_name = models.CharField(max_length=300, blank=True, help_text="Relative to MEDIA_ROOT.")
@@ -120,7 +124,7 @@ class DatasetExport(models.Model):
 
     @property
     def is_downloadable(self) -> bool:
-        return self.state == RunState.DONE and self.removed_at is None
+        return self.state == ExportImportState.DONE and self.removed_at is None
 
 
 class ImportFormat(models.TextChoices):
@@ -131,9 +135,12 @@ class ImportFormat(models.TextChoices):
 class DatasetImport(models.Model):
     """An uploaded COCO or ImageFolder zip turned, all or nothing, into labeled inspections."""
 
-    line = models.ForeignKey("inspection.Line", on_delete=models.CASCADE, related_name="+")
+    # PROTECT: the import is the record of where the line's labeled items came from
+    line = models.ForeignKey("inspection.Line", on_delete=models.PROTECT, related_name="+")
     format = models.CharField(max_length=20, choices=ImportFormat.choices)
-    state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.QUEUED)
+    state = models.CharField(
+        max_length=10, choices=ExportImportState.choices, default=ExportImportState.QUEUED
+    )
     archive_name = models.CharField(max_length=255, help_text="The uploaded file's name.")
     archive_file = models.CharField(
         max_length=300, blank=True, help_text="Relative to MEDIA_ROOT; removed after the run."

@@ -3,10 +3,10 @@ theirs, so another line's labels never leak through a dataset (other lines = 404
 
 from django.db.models import QuerySet
 
-from accounts.access import visible_lines
-from accounts.roles import is_admin
 from datasets.models import DatasetExport, DatasetImport, DatasetVersion
 from inspection.models import Line
+from inspection.selectors import visible_lines
+from loupe.common.permissions import is_admin
 
 
 def visible_versions(user) -> QuerySet[DatasetVersion]:

@@ -15,11 +15,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from accounts.access import visible_lines
-from accounts.roles import is_admin
 from datasets import exporters, importers, limits
 from datasets.models import (
     DatasetExport,
@@ -27,13 +24,16 @@ from datasets.models import (
     DatasetItem,
     DatasetVersion,
     ExportFormat,
+    ExportImportState,
     ImportFormat,
-    RunState,
     Split,
 )
-from inspection.errors import InvalidInput
 from inspection.models import Line
-from labeling.models import AnnotationRevision, LabelSource
+from inspection.selectors import visible_lines
+from labeling.models import LabelSource
+from labeling.selectors import latest_revisions
+from loupe.common.errors import InvalidInput
+from loupe.common.permissions import is_admin
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +100,7 @@ def _check_filters(filters: dict, user) -> dict:
 
 
 def _latest_revisions_query(filters: dict):
-    latest = AnnotationRevision.objects.filter(inspection=OuterRef("inspection")).order_by(
-        "-number"
-    )
-    revisions = AnnotationRevision.objects.filter(pk=Subquery(latest.values("pk")[:1]))
+    revisions = latest_revisions()
     if "lines" in filters:
         revisions = revisions.filter(inspection__line__name__in=filters["lines"])
     if filters.get("date_from"):
@@ -117,20 +114,6 @@ def _latest_revisions_query(filters: dict):
 
 def _has_wanted_class(boxes: list, wanted: set) -> bool:
     return not wanted or not boxes or bool(wanted & {box["label"] for box in boxes})
-
-
-def latest_revisions(filters: dict):
-    """The ground truth (latest revision) of every labeled inspection the filters select,
-    in inspection order.
-
-    classes: images with a box of one of these classes, plus every image without boxes
-    (defect-free ones: a detector needs negatives).
-    """
-    wanted = set(filters.get("classes") or [])
-    revisions = _latest_revisions_query(filters).select_related("inspection")
-    for revision in revisions.iterator(chunk_size=2000):
-        if _has_wanted_class(revision.boxes, wanted):
-            yield revision
 
 
 def _selected_rows(filters: dict) -> list:
@@ -248,26 +231,18 @@ def export_path(export: DatasetExport) -> Path:
     return Path(settings.MEDIA_ROOT) / export.file_name
 
 
-def _send(task, object_id: int, model) -> None:
-    """Send a task after commit; when the broker cannot be reached the run fails visibly
-    instead of waiting in the queued state forever."""
-
-    def send():
-        try:
-            task.apply_async((object_id,), queue=limits.datasets_queue())
-        except Exception:
-            logger.exception("could not send %s for %s %s", task.name, model.__name__, object_id)
-            model.objects.filter(pk=object_id, state=RunState.QUEUED).update(
-                state=RunState.FAILED,
-                error="could not reach the workers; try again",
-                finished_at=timezone.now(),
-            )
-
-    transaction.on_commit(send)
+def mark_unsent(model, object_id: int) -> None:
+    """A run whose task could not be sent fails visibly instead of waiting forever."""
+    model.objects.filter(pk=object_id, state=ExportImportState.QUEUED).update(
+        state=ExportImportState.FAILED,
+        error="could not reach the workers; try again",
+        finished_at=timezone.now(),
+    )
 
 
-def start_export(*, version: DatasetVersion, fmt: str, user=None) -> tuple[DatasetExport, bool]:
-    """Record an export of the version and send it to a worker; return (export, created).
+def record_export(*, version: DatasetVersion, fmt: str, user=None) -> tuple[DatasetExport, bool]:
+    """Record an export of the version for a worker to run; return (export, created).
+    datasets.dispatch.start_export records it and sends it.
 
     Safe to repeat: while an export of the same version and format is queued or running
     (with a heartbeat younger than STALE_AFTER), that one is returned with created=False.
@@ -284,7 +259,7 @@ def start_export(*, version: DatasetVersion, fmt: str, user=None) -> tuple[Datas
             DatasetExport.objects.filter(
                 version=version,
                 format=fmt,
-                state__in=[RunState.QUEUED, RunState.RUNNING],
+                state__in=[ExportImportState.QUEUED, ExportImportState.RUNNING],
                 updated_at__gte=timezone.now() - STALE_AFTER,
             )
             .order_by("-created_at")
@@ -300,9 +275,6 @@ def start_export(*, version: DatasetVersion, fmt: str, user=None) -> tuple[Datas
         )
         export.file_name = f"exports/version-{version.pk}-{fmt}-{export.pk}.zip"
         export.save(update_fields=["file_name"])
-        from datasets.tasks import export_dataset_task
-
-        _send(export_dataset_task, export.pk, DatasetExport)
     return export, True
 
 
@@ -324,8 +296,8 @@ def run_export(*, export_id: int) -> None:
     """Write the export's zip. Safe to repeat: only the call that moves it from queued to
     running does anything. On any error the export is marked failed with the reason and no
     file, complete or partial, is left."""
-    won = DatasetExport.objects.filter(pk=export_id, state=RunState.QUEUED).update(
-        state=RunState.RUNNING, started_at=timezone.now(), updated_at=timezone.now()
+    won = DatasetExport.objects.filter(pk=export_id, state=ExportImportState.QUEUED).update(
+        state=ExportImportState.RUNNING, started_at=timezone.now(), updated_at=timezone.now()
     )
     if won != 1:
         return
@@ -342,13 +314,13 @@ def run_export(*, export_id: int) -> None:
         logger.exception("export %s failed", export_id)
         target.unlink(missing_ok=True)
         DatasetExport.objects.filter(pk=export_id).update(
-            state=RunState.FAILED,
+            state=ExportImportState.FAILED,
             error=str(error) or type(error).__name__,
             finished_at=timezone.now(),
         )
         return
     DatasetExport.objects.filter(pk=export_id).update(
-        state=RunState.DONE, size_bytes=size, finished_at=timezone.now(), done=export.total
+        state=ExportImportState.DONE, size_bytes=size, finished_at=timezone.now(), done=export.total
     )
     # each export copies its images, so the worker that writes one clears out the expired;
     # a failure there is not this export's failure
@@ -363,7 +335,7 @@ def remove_expired_exports(*, now=None) -> int:
     stay (who exported what, when) with removed_at set. Returns how many were removed."""
     now = now or timezone.now()
     expired = DatasetExport.objects.filter(
-        state=RunState.DONE,
+        state=ExportImportState.DONE,
         removed_at__isnull=True,
         finished_at__lt=now - timedelta(days=limits.export_keep_days()),
     )
@@ -382,8 +354,9 @@ def remove_expired_exports(*, now=None) -> int:
 # Importing --------------------------------------------------------------------------------
 
 
-def start_import(*, line: Line, fmt: str, upload, user) -> DatasetImport:
-    """Keep an uploaded zip under MEDIA_ROOT/imports/ and send its import to a worker.
+def record_import(*, line: Line, fmt: str, upload, user) -> DatasetImport:
+    """Keep an uploaded zip under MEDIA_ROOT/imports/ and record its import for a worker
+    (datasets.dispatch.start_import records it and sends it).
 
     `upload` is a Django UploadedFile (name, size, chunks()). Raises InvalidInput on an
     unknown format, and ImportRefused when the archive is over the size limit (nothing kept).
@@ -408,9 +381,6 @@ def start_import(*, line: Line, fmt: str, upload, user) -> DatasetImport:
                 archive_file=name,
                 created_by=user,
             )
-            from datasets.tasks import import_dataset_task
-
-            _send(import_dataset_task, record.pk, DatasetImport)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -421,8 +391,8 @@ def run_import(*, import_id: int) -> None:
     """Import the archive, all or nothing, and record the outcome: created items, or every
     bad file with its reason. Safe to repeat: only the call that moves it from queued to
     running does anything. The uploaded archive is removed either way."""
-    won = DatasetImport.objects.filter(pk=import_id, state=RunState.QUEUED).update(
-        state=RunState.RUNNING, updated_at=timezone.now()
+    won = DatasetImport.objects.filter(pk=import_id, state=ExportImportState.QUEUED).update(
+        state=ExportImportState.RUNNING, updated_at=timezone.now()
     )
     if won != 1:
         return
@@ -440,7 +410,7 @@ def run_import(*, import_id: int) -> None:
         )
     except importers.ImportRefused as refused:
         outcome.update(
-            state=RunState.FAILED,
+            state=ExportImportState.FAILED,
             error=refused.message,
             problems=[p.as_dict() for p in refused.problems[: importers.MAX_REPORTED]],
             problem_count=len(refused.problems),
@@ -448,10 +418,10 @@ def run_import(*, import_id: int) -> None:
         )
     except Exception as error:
         logger.exception("import %s failed", import_id)
-        outcome.update(state=RunState.FAILED, error=str(error) or type(error).__name__)
+        outcome.update(state=ExportImportState.FAILED, error=str(error) or type(error).__name__)
     else:
         outcome.update(
-            state=RunState.DONE,
+            state=ExportImportState.DONE,
             created_count=result.created,
             skipped=[p.as_dict() for p in result.skipped[: importers.MAX_REPORTED]],
         )

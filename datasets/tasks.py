@@ -6,9 +6,14 @@ A worker killed mid-run leaves its export or import "running" with a stale heart
 asking again starts a new one (services.STALE_AFTER), and no partial file is ever served.
 """
 
-from celery import shared_task
+import logging
 
-from datasets import services
+from celery import shared_task
+from django.db import transaction
+
+from datasets import limits, services
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="datasets.export", acks_late=False)
@@ -19,3 +24,17 @@ def export_dataset_task(export_id: int) -> None:
 @shared_task(name="datasets.import", acks_late=False)
 def import_dataset_task(import_id: int) -> None:
     services.run_import(import_id=import_id)  # only the first run of an import does anything
+
+
+def send_after_commit(task, object_id: int, model) -> None:
+    """Send a task after commit; when the broker cannot be reached the run fails visibly
+    instead of waiting in the queued state forever."""
+
+    def send():
+        try:
+            task.apply_async((object_id,), queue=limits.datasets_queue())
+        except Exception:
+            logger.exception("could not send %s for %s %s", task.name, model.__name__, object_id)
+            services.mark_unsent(model, object_id)
+
+    transaction.on_commit(send)

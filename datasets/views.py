@@ -11,19 +11,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.access import visible_lines
-from datasets import exporters, importers, limits, services
-from datasets.models import ExportFormat, ImportFormat, RunState, Split
+from datasets import dispatch, exporters, importers, limits, services
+from datasets.models import ExportFormat, ExportImportState, ImportFormat, Split
 from datasets.payloads import export_payload, import_payload
 from datasets.selectors import visible_exports, visible_imports, visible_versions
-from inspection.errors import LoupeError
+from inspection.selectors import visible_lines
 from labeling.models import LabelSource
-from loupe.json_views import json_endpoint
-
-CAN_VIEW = "datasets.view_datasetversion"
-CAN_FREEZE = "datasets.add_datasetversion"
-CAN_EXPORT = "datasets.add_datasetexport"
-CAN_IMPORT = "datasets.add_datasetimport"
+from loupe.common.errors import LoupeError
+from loupe.common.json_views import json_endpoint
+from loupe.common.permissions import (
+    CAN_EXPORT_DATASETS,
+    CAN_FREEZE_DATASETS,
+    CAN_IMPORT_DATASETS,
+    CAN_VIEW_DATASETS,
+)
 
 
 class FreezeForm(forms.Form):
@@ -83,19 +84,23 @@ def _list_page(request, form, status=200):
     return render(
         request,
         "datasets/list.html",
-        {"versions": versions, "form": form, "can_freeze": request.user.has_perm(CAN_FREEZE)},
+        {
+            "versions": versions,
+            "form": form,
+            "can_freeze": request.user.has_perm(CAN_FREEZE_DATASETS),
+        },
         status=status,
     )
 
 
 @require_GET
-@permission_required(CAN_VIEW, raise_exception=True)
+@permission_required(CAN_VIEW_DATASETS, raise_exception=True)
 def version_list(request):
     return _list_page(request, FreezeForm(lines=visible_lines(request.user)))
 
 
 @require_POST
-@permission_required(CAN_FREEZE, raise_exception=True)
+@permission_required(CAN_FREEZE_DATASETS, raise_exception=True)
 def freeze(request):
     form = FreezeForm(request.POST, lines=visible_lines(request.user))
     if not form.is_valid():
@@ -115,7 +120,7 @@ def freeze(request):
 
 
 @require_GET
-@permission_required(CAN_VIEW, raise_exception=True)
+@permission_required(CAN_VIEW_DATASETS, raise_exception=True)
 def version_detail(request, pk):
     version = _version_or_404(request, pk)
     splits = [{"name": s, **version.counts[s]} for s in Split.values if s in version.counts]
@@ -128,13 +133,13 @@ def version_detail(request, pk):
             "splits": splits,
             "formats": ExportFormat.choices,
             "exports": version.exports.select_related("created_by")[:20],
-            "can_export": request.user.has_perm(CAN_EXPORT),
+            "can_export": request.user.has_perm(CAN_EXPORT_DATASETS),
         },
     )
 
 
 @require_GET
-@permission_required(CAN_VIEW, raise_exception=True)
+@permission_required(CAN_VIEW_DATASETS, raise_exception=True)
 def manifest(request, pk):
     return manifest_response(_version_or_404(request, pk))
 
@@ -153,10 +158,10 @@ def manifest_response(version) -> StreamingHttpResponse:
 @json_endpoint
 def start_export(request, pk):
     """POST {format}: 202 with the export's status; the page then polls status_url."""
-    if not request.user.has_perm(CAN_EXPORT):
+    if not request.user.has_perm(CAN_EXPORT_DATASETS):
         raise PermissionDenied
     version = _version_or_404(request, pk)
-    export, _ = services.start_export(
+    export, _ = dispatch.start_export(
         version=version, fmt=request.json.get("format", ""), user=request.user
     )
     return JsonResponse(export_payload(export), status=202)
@@ -165,13 +170,13 @@ def start_export(request, pk):
 @require_GET
 @json_endpoint
 def export_status(request, pk):
-    if not request.user.has_perm(CAN_VIEW):
+    if not request.user.has_perm(CAN_VIEW_DATASETS):
         raise PermissionDenied
     return export_payload(get_object_or_404(visible_exports(request.user), pk=pk))
 
 
 def download_response(export) -> FileResponse:
-    if export.state != RunState.DONE:
+    if export.state != ExportImportState.DONE:
         raise Http404("the export is not finished")
     if export.removed_at is not None:
         raise Http404(
@@ -187,14 +192,14 @@ def download_response(export) -> FileResponse:
 
 
 @require_GET
-@permission_required(CAN_VIEW, raise_exception=True)
+@permission_required(CAN_VIEW_DATASETS, raise_exception=True)
 def export_download(request, pk):
     export = get_object_or_404(visible_exports(request.user).select_related("version"), pk=pk)
     return download_response(export)
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(CAN_IMPORT, raise_exception=True)
+@permission_required(CAN_IMPORT_DATASETS, raise_exception=True)
 def import_page(request):
     lines = visible_lines(request.user)
     form = ImportForm(lines=lines)
@@ -209,7 +214,7 @@ def import_page(request):
             form = ImportForm(request.POST, request.FILES, lines=lines)
             if form.is_valid():
                 try:
-                    record = services.start_import(
+                    record = dispatch.start_import(
                         line=form.cleaned_data["line"],
                         fmt=form.cleaned_data["format"],
                         upload=form.cleaned_data["archive"],
@@ -237,7 +242,7 @@ def import_page(request):
 
 
 @require_GET
-@permission_required(CAN_IMPORT, raise_exception=True)
+@permission_required(CAN_IMPORT_DATASETS, raise_exception=True)
 def import_detail(request, pk):
     record = get_object_or_404(
         visible_imports(request.user).select_related("line", "created_by"), pk=pk
@@ -248,7 +253,7 @@ def import_detail(request, pk):
 @require_GET
 @json_endpoint
 def import_status(request, pk):
-    if not request.user.has_perm(CAN_IMPORT):
+    if not request.user.has_perm(CAN_IMPORT_DATASETS):
         raise PermissionDenied
     record = get_object_or_404(visible_imports(request.user).select_related("line"), pk=pk)
     return import_payload(record)

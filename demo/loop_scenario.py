@@ -121,9 +121,9 @@ def _validated(path: Path):
 def inspect_and_label(*, station, sample, external_id: str, inspector) -> tuple:
     """One item through the station's path, then the inspector's decision and labels through
     the services the review and labeling pages call. Returns (inspection, revision)."""
-    from accounts.access import visible_review_items
     from inspection.models import Station
-    from inspection.services import submit_inspection
+    from inspection.selectors import visible_review_items
+    from inspection.submission import submit_inspection
     from labeling import services as labeling
     from review import services as review
 
@@ -151,12 +151,12 @@ def inspect_and_label(*, station, sample, external_id: str, inspector) -> tuple:
 
 def wait_for_run(run, *, timeout_s: float = 1800.0, poll_s: float = 1.0):
     """The run once finished (with eager tasks it is finished already)."""
-    from ml.models import RunState
+    from ml.models import PipelineRunState
 
     deadline = time.monotonic() + timeout_s
     while True:
         run.refresh_from_db()
-        if run.state in (RunState.SUCCEEDED, RunState.FAILED):
+        if run.state in (PipelineRunState.SUCCEEDED, PipelineRunState.FAILED):
             return run
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run.pk} still {run.state} after {timeout_s:.0f}s")
@@ -166,9 +166,9 @@ def wait_for_run(run, *, timeout_s: float = 1800.0, poll_s: float = 1.0):
 def measure(version, holdout: dict[str, list], settings: LoopSettings) -> dict:
     """The figures the loop is judged by, on held-out generated images."""
     from ml.engine.evaluate import evaluate_at_thresholds
-    from ml.pipeline import _load_version
+    from ml.pipeline import load_version
 
-    model = _load_version(version)
+    model = load_version(version)
     thresholds = {
         "accept_threshold": settings.accept_threshold,
         "reject_threshold": settings.reject_threshold,
@@ -278,15 +278,13 @@ def run_loop(
     inspection_services.set_line_level(
         line=line, level="assist", changed_by=supervisor.username, reason="loop demo"
     )
-    services.set_line_policy(
+    services.set_retraining_policy(
         line=line,
         changed_by=supervisor.username,
         mlops_level=MlopsLevel.AUTOMATIC,
         retrain_every_corrections=s.retrain_every,
+        run_config=s.retrain_run,
     )
-    policy = services.policy_for(line)
-    policy.run_config = s.retrain_run
-    policy.save(update_fields=["run_config"])
 
     out(f"the line starts producing {s.new_type}; the inspector corrects the model")
     mark = time.monotonic()

@@ -1,7 +1,7 @@
 """The supervisor console's figures and its one rule for changing a line.
 
 Reads: today's counts per line, the model-vs-human agreement evidence and what a proposed
-level and thresholds would have done to it. Write: `change_line_policy`, which refuses to
+level and thresholds would have done to it. Write: `change_routing_policy`, which refuses to
 raise a line above assist on too little evidence unless the supervisor overrides with a reason.
 """
 
@@ -184,7 +184,7 @@ def effect_of(
     At full level every item is the model's (its audit sample is reviewed but still decided by
     the model); below partial none is.
     """
-    policy = routing.Policy(
+    policy = routing.RoutingPolicy(
         level=level,
         accept_threshold=accept_threshold,
         reject_threshold=reject_threshold,
@@ -227,7 +227,7 @@ def line_version(line: Line) -> str:
 
 
 @transaction.atomic
-def change_line_policy(
+def change_routing_policy(
     *,
     line: Line,
     level: str,
@@ -281,11 +281,9 @@ def change_line_policy(
 def _received_live(line: Line, start, end):
     """Items the line's stations posted in [start, end); imported history is not that day's
     work, though its rows are created then."""
-    from datasets.importers import IMPORT_STATION
-
     return Inspection.objects.filter(
         line=line, received_at__gte=start, received_at__lt=end
-    ).exclude(station__name=IMPORT_STATION)
+    ).exclude(station__name=services.IMPORT_STATION)
 
 
 def hourly_inspected(line: Line, day: date | None = None) -> list[int]:

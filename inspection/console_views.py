@@ -1,6 +1,6 @@
 """The supervisor console: lines, one line, and the confirmed change of its level or thresholds.
 
-Every line is looked up through accounts.access (another line is a 404); the figures and the
+Every line is looked up through inspection.selectors (another line is a 404); the figures and the
 rule for raising a level live in inspection.console.
 """
 
@@ -11,14 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.access import visible_lines
-from accounts.roles import CAN_CONTROL_LINES
 from inspection import console
 from inspection.errors import LineChangedMeanwhile, LineRuleBroken
 from inspection.forms import LineChangeForm
 from inspection.models import AutomationLevel
+from inspection.selectors import visible_lines
+from loupe.common.permissions import CAN_CONTROL_LINES, CAN_VIEW_LINES
 
-VIEW_LINES = "inspection.view_line"
 FIELD_LABELS = {
     "automation_level": "level",
     "accept_threshold": "accept threshold",
@@ -51,7 +50,7 @@ def _sparkline(hourly: list[int]) -> list[dict]:
 
 
 @require_GET
-@permission_required(VIEW_LINES, raise_exception=True)
+@permission_required(CAN_VIEW_LINES, raise_exception=True)
 def lines_page(request):
     rows = []
     for line in visible_lines(request.user).select_related("active_model"):
@@ -102,7 +101,7 @@ def _render_line(request, line, form):
 
 
 @require_GET
-@permission_required(VIEW_LINES, raise_exception=True)
+@permission_required(CAN_VIEW_LINES, raise_exception=True)
 def line_page(request, pk):
     line = _line_or_404(request, pk)
     form = None
@@ -171,7 +170,7 @@ def change_line(request, pk):
         return _render_confirmation(request, line, form, agreement_items)
     data = form.cleaned_data
     try:
-        changed = console.change_line_policy(
+        changed = console.change_routing_policy(
             line=line,
             level=data["automation_level"],
             accept_threshold=data["accept_threshold"],

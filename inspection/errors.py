@@ -1,21 +1,6 @@
-"""Domain errors of the inspection service. loupe.api_errors maps them to HTTP answers."""
+"""Domain errors of the inspection service; the base lives in loupe.common.errors."""
 
-
-class LoupeError(Exception):
-    """An error a client can act on: `code` is stable, the message says what was wrong."""
-
-    status_code = 400
-    code = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class InvalidInput(LoupeError):
-    status_code = 400
-    code = "invalid_input"
+from loupe.common.errors import LoupeError
 
 
 class ImageMissing(LoupeError):
@@ -56,3 +41,8 @@ class LineRuleBroken(LoupeError):
 class LineChangedMeanwhile(LoupeError):
     status_code = 409
     code = "line_changed"
+
+
+class DecisionFinal(LoupeError):
+    status_code = 409
+    code = "undo_not_allowed"

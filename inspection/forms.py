@@ -1,8 +1,8 @@
 from django import forms
 
 from inspection import console, services
-from inspection.errors import InvalidInput
 from inspection.models import AutomationLevel, Line
+from loupe.common.errors import InvalidInput
 
 
 class LineChangeForm(forms.Form):

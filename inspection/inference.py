@@ -1,6 +1,8 @@
-"""The Django side of inference: which artifact a version is, and one loaded copy per process.
+"""The Django side of inference: one loaded copy of a model version per process.
 
-This is the only module to change if inference moves to another server. torch is imported
+A model version is ml's row; this module only reads its artifact (path and hash) and serves
+it, so the inspection flow never imports the registry. This is the only module to change if
+inference moves to another server. torch is imported
 inside the functions, so a web process that renders pages never loads it.
 """
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ml.models import ModelVersion
+from inspection.models import AutomationLevel, Line
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +27,6 @@ class ModelUnavailable(Exception):
     """The version's artifact is missing, tampered with, or fails when run."""
 
 
-def artifact_path(model_version: ModelVersion) -> Path:
-    return Path(settings.LOUPE_MODEL_DIR) / model_version.artifact_path
-
-
 def _configure_process() -> None:
     """Give each process its share of the cores, so worker processes do not fight over them."""
     import torch
@@ -36,7 +34,7 @@ def _configure_process() -> None:
     torch.set_num_threads(settings.LOUPE_TORCH_THREADS)
 
 
-def loaded_model(model_version: ModelVersion):
+def loaded_model(model_version):
     """The version's model, loaded once per process; a newly activated version is loaded on
     first use, so workers switch versions without a restart."""
     with _lock:
@@ -51,7 +49,7 @@ def loaded_model(model_version: ModelVersion):
 
         try:
             model = load_artifact(
-                artifact_path(model_version),
+                model_version.artifact_file,
                 device=settings.LOUPE_INFERENCE_DEVICE,
                 expected_sha256=model_version.artifact_sha256,
             )
@@ -63,7 +61,7 @@ def loaded_model(model_version: ModelVersion):
         return model
 
 
-def predict_image(model_version: ModelVersion, path: Path):
+def predict_image(model_version, path: Path):
     """Decode the stored image once and run the model; return (ModelOutput, latency in ms).
 
     OSError reading the image propagates (the task retries it); a failure of the model itself
@@ -94,13 +92,14 @@ def warm_up_active_models() -> list[str]:
     cannot be loaded is logged and skipped: its items get the fail-safe as before."""
     from PIL import Image
 
-    from inspection.models import AutomationLevel
-
     # as many as the cache keeps, newest first; a human-only line never asks its model
     asking = [level for level in AutomationLevel.values if level != AutomationLevel.HUMAN_ONLY]
-    versions = (
-        ModelVersion.objects.filter(lines__automation_level__in=asking).distinct().order_by("-pk")
+    serving = (
+        Line.objects.filter(automation_level__in=asking, active_model__isnull=False)
+        .select_related("active_model")
+        .order_by("-active_model_id")
     )
+    versions = list({line.active_model_id: line.active_model for line in serving}.values())
     warmed = []
     for version in versions[:_CACHE_SIZE]:
         started = time.perf_counter()

@@ -73,7 +73,8 @@ class Line(models.Model):
 class LineChange(models.Model):
     """Audit log of a line's settings: who changed what, from what, to what."""
 
-    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="changes")
+    # PROTECT: the audit log outlives nothing it describes; a line with history is not deleted
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="changes")
     field = models.CharField(max_length=50)
     old_value = models.CharField(max_length=200, blank=True)
     new_value = models.CharField(max_length=200, blank=True)
@@ -135,8 +136,9 @@ class FailSafeReason(models.TextChoices):
 class Inspection(models.Model):
     """One product image from one station.
 
-    The policy fields (automation level, thresholds, budget, fail-safe) are copied from the line
-    when the image arrives: the item is judged, and later traced, under the policy in force then.
+    The routing policy fields (automation level, thresholds, budget, fail-safe) are copied from
+    the line when the image arrives: the item is judged, and later traced, under the routing
+    policy in force then.
     """
 
     station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="inspections")
@@ -192,8 +194,21 @@ class Inspection(models.Model):
         return f"{self.station} #{self.external_id}"
 
 
+class DecisionQuerySet(models.QuerySet):
+    def final(self, now=None):
+        """Decisions that can no longer be undone: what stations see, labels and counts use."""
+        from django.utils import timezone
+
+        return self.filter(final_at__lte=now or timezone.now())
+
+
 class Decision(models.Model):
-    """The final decision of an inspection. One per inspection, enforced by the unique key."""
+    """The final decision of an inspection. One per inspection, enforced by the unique key.
+
+    Written only by inspection.decisions. `final_at` is when it can no longer be undone: its
+    decided_at for the model, the fail-safe and imports; the end of the undo window for a
+    human. Until then the station is told the item is still in review.
+    """
 
     inspection = models.OneToOneField(Inspection, on_delete=models.CASCADE, related_name="decision")
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
@@ -205,9 +220,15 @@ class Decision(models.Model):
         "ml.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     decided_at = models.DateTimeField()
+    final_at = models.DateTimeField(db_index=True)
+
+    objects = DecisionQuerySet.as_manager()
 
     class Meta:
         constraints = [
+            models.CheckConstraint(
+                name="decision_final_not_before_decided", condition=Q(final_at__gte=F("decided_at"))
+            ),
             models.CheckConstraint(
                 name="decision_human_has_inspector",
                 condition=~Q(decided_by="human") | Q(inspector__isnull=False),
@@ -220,6 +241,11 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} by {self.decided_by} on inspection {self.inspection_id}"
+
+    def is_final(self, now=None) -> bool:
+        from django.utils import timezone
+
+        return self.final_at <= (now or timezone.now())
 
 
 class PredictionRole(models.TextChoices):
@@ -286,8 +312,13 @@ class ReviewItem(models.Model):
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     decision = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    inspector = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who decided it (Decision.decided_by says model, human or fail-safe).",
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     time_spent_ms = models.PositiveIntegerField(

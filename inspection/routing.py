@@ -15,7 +15,10 @@ LEVELS_SHOWING_MODEL = frozenset({AutomationLevel.ASSIST, AutomationLevel.PARTIA
 
 
 @dataclass(frozen=True)
-class Policy:
+class RoutingPolicy:
+    """The rules an item is routed by, copied from its line when it arrived (not the retraining
+    policy, which is ml.models.RetrainingPolicy)."""
+
     level: str
     accept_threshold: float
     reject_threshold: float
@@ -36,12 +39,12 @@ def level_runs_model(level: str) -> bool:
     return level in MODEL_LEVELS
 
 
-def route_without_model(policy: Policy) -> Route:
+def route_without_model(policy: RoutingPolicy) -> Route:
     """human_only: every item goes to a human, no model is asked."""
     return Route(outcome=None, review_reason=ReviewReason.EVERY_ITEM)
 
 
-def route_with_model(policy: Policy, defect_probability: float, *, audit_key: str) -> Route:
+def route_with_model(policy: RoutingPolicy, defect_probability: float, *, audit_key: str) -> Route:
     level, p = policy.level, defect_probability
     if level == AutomationLevel.HUMAN_ONLY:
         return route_without_model(policy)
@@ -58,13 +61,18 @@ def route_with_model(policy: Policy, defect_probability: float, *, audit_key: st
             return Route(outcome=Outcome.REJECT, review_reason=None)
         return Route(outcome=None, review_reason=ReviewReason.UNSURE, shows_model=True)
     if level == AutomationLevel.FULL:
-        outcome = Outcome.REJECT if p >= policy.reject_threshold else Outcome.ACCEPT
+        outcome = model_outcome(p, policy.reject_threshold)
         audit = is_audit_sample(audit_key, policy.audit_fraction)
         return Route(outcome=outcome, review_reason=ReviewReason.AUDIT if audit else None)
     raise ValueError(f"unknown automation level {level!r}")
 
 
-def route_fail_safe(policy: Policy) -> Route:
+def model_outcome(defect_probability: float, reject_threshold: float) -> str:
+    """What the model decides alone: the full-automation rule (also what agreement compares)."""
+    return Outcome.REJECT if defect_probability >= reject_threshold else Outcome.ACCEPT
+
+
+def route_fail_safe(policy: RoutingPolicy) -> Route:
     if policy.fail_safe_action == FailSafeAction.REJECT:
         return Route(outcome=Outcome.REJECT, review_reason=None)
     return Route(outcome=None, review_reason=ReviewReason.FAIL_SAFE)

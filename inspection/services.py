@@ -1,21 +1,25 @@
-"""Business operations of the inspection service: lines, stations, receiving and routing items."""
+"""Business operations of the inspection service: lines and their audit log, stations,
+receiving items and recording the model's predictions.
+
+Every change of a line's settings, members and stations goes through a function here that
+writes a LineChange, whether it comes from a page, a command or Django admin. Decisions and
+an inspection's status are inspection.decisions' alone.
+"""
 
 import hashlib
 import logging
 import secrets
-from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from inspection import routing, storage
-from inspection.errors import ExternalIdConflict, InvalidInput
+from inspection import decisions, inference, routing, storage
+from inspection.errors import ExternalIdConflict
 from inspection.images import ValidatedImage
 from inspection.models import (
+    DEFAULT_DEFECT_CLASSES,
     AutomationLevel,
-    DecidedBy,
-    Decision,
     FailSafeAction,
     FailSafeReason,
     Inspection,
@@ -24,17 +28,19 @@ from inspection.models import (
     LineChange,
     Prediction,
     PredictionRole,
-    ReviewItem,
     Station,
 )
-from ml.models import ModelVersion
+from loupe.common.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "lps_"
+# The disabled station of a line that imported items are recorded on: it stands for an
+# archive, not a camera (datasets' imports create it; figures of live work leave it out).
+IMPORT_STATION = "dataset-import"
 
 
-# Lines and stations -----------------------------------------------------------------------
+# Lines --------------------------------------------------------------------------------------
 
 
 def validate_thresholds(accept_threshold: float, reject_threshold: float) -> None:
@@ -52,6 +58,30 @@ def validate_level(level: str) -> None:
         )
 
 
+def validate_line_settings(values: dict) -> None:
+    """Each line setting's own rule (raises InvalidInput); the thresholds' order is checked
+    when both are given, and by set_line_settings on the result."""
+    if "accept_threshold" in values and "reject_threshold" in values:
+        validate_thresholds(values["accept_threshold"], values["reject_threshold"])
+    if "automation_level" in values:
+        validate_level(values["automation_level"])
+    if "fail_safe_action" in values and values["fail_safe_action"] not in FailSafeAction.values:
+        raise InvalidInput(f"fail-safe action must be one of {', '.join(FailSafeAction.values)}")
+    budget = values.get("latency_budget_ms", 1)
+    if not isinstance(budget, int) or budget <= 0:
+        raise InvalidInput("the latency budget must be a whole number of ms above 0")
+    if not 0.0 <= values.get("audit_fraction", 0.0) <= 1.0:
+        raise InvalidInput("the audit fraction must be within 0..1")
+    classes = values.get("defect_classes", ["x"])
+    if (
+        not isinstance(classes, list)
+        or not classes
+        or not all(isinstance(c, str) and c.strip() for c in classes)
+        or len(set(classes)) != len(classes)
+    ):
+        raise InvalidInput("defect classes must be a list of distinct, non-empty names")
+
+
 @transaction.atomic
 def create_line(
     *,
@@ -65,23 +95,19 @@ def create_line(
     defect_classes: list[str] | None = None,
 ) -> Line:
     """Create a production line. Raises InvalidInput on a bad level, threshold or name taken."""
-    from inspection.models import DEFAULT_DEFECT_CLASSES
-
-    validate_level(level)
+    values = {
+        "automation_level": level,
+        "latency_budget_ms": latency_budget_ms,
+        "fail_safe_action": fail_safe_action,
+        "audit_fraction": audit_fraction,
+        "defect_classes": list(defect_classes or DEFAULT_DEFECT_CLASSES),
+    }
+    validate_line_settings(values)
     validate_thresholds(accept_threshold, reject_threshold)
-    if fail_safe_action not in FailSafeAction.values:
-        raise InvalidInput(f"fail-safe action must be one of {', '.join(FailSafeAction.values)}")
     if Line.objects.filter(name=name).exists():
         raise InvalidInput(f"a line named {name!r} already exists")
     return Line.objects.create(
-        name=name,
-        automation_level=level,
-        accept_threshold=accept_threshold,
-        reject_threshold=reject_threshold,
-        latency_budget_ms=latency_budget_ms,
-        fail_safe_action=fail_safe_action,
-        audit_fraction=audit_fraction,
-        defect_classes=list(defect_classes or DEFAULT_DEFECT_CLASSES),
+        name=name, accept_threshold=accept_threshold, reject_threshold=reject_threshold, **values
     )
 
 
@@ -89,26 +115,57 @@ def _log_change(line: Line, field: str, old: Any, new: Any, changed_by: str, rea
     LineChange.objects.create(
         line=line,
         field=field,
-        old_value="" if old is None else str(old),
-        new_value="" if new is None else str(new),
+        old_value="" if old is None else str(old)[:200],
+        new_value="" if new is None else str(new)[:200],
         changed_by=changed_by,
         reason=reason,
     )
 
 
+# The settings a line's audit log covers, changed through set_line_settings
+LINE_SETTINGS = (
+    "automation_level",
+    "accept_threshold",
+    "reject_threshold",
+    "latency_budget_ms",
+    "fail_safe_action",
+    "audit_fraction",
+    "defect_classes",
+)
+
+
 @transaction.atomic
-def set_line_level(*, line: Line, level: str, changed_by: str, reason: str = "") -> Line:
-    """Change the automation level; it applies to items received from now on. Logged."""
-    validate_level(level)
+def set_line_settings(*, line: Line, changed_by: str, reason: str = "", **values) -> Line:
+    """Change any of LINE_SETTINGS; each changed field goes to the audit log. They apply to
+    items received from now on. Raises InvalidInput (changing nothing) on an unknown field or a
+    bad value. Safe to repeat: setting a value a field already has logs nothing."""
+    unknown = set(values) - set(LINE_SETTINGS)
+    if unknown:
+        raise InvalidInput(f"unknown line setting {', '.join(sorted(unknown))}")
+    validate_line_settings(values)
     line = Line.objects.select_for_update().get(pk=line.pk)
-    if line.automation_level != level:
-        _log_change(line, "automation_level", line.automation_level, level, changed_by, reason)
-        line.automation_level = level
-        line.save(update_fields=["automation_level", "updated_at"])
+    validate_thresholds(
+        values.get("accept_threshold", line.accept_threshold),
+        values.get("reject_threshold", line.reject_threshold),
+    )
+    changed = []
+    for field in LINE_SETTINGS:
+        if field in values and getattr(line, field) != values[field]:
+            _log_change(line, field, getattr(line, field), values[field], changed_by, reason)
+            setattr(line, field, values[field])
+            changed.append(field)
+    if changed:
+        line.save(update_fields=[*changed, "updated_at"])
     return line
 
 
-@transaction.atomic
+def set_line_level(*, line: Line, level: str, changed_by: str, reason: str = "") -> Line:
+    """Change the automation level; it applies to items received from now on. Logged."""
+    return set_line_settings(
+        line=line, changed_by=changed_by, reason=reason, automation_level=level
+    )
+
+
 def set_line_thresholds(
     *,
     line: Line,
@@ -117,24 +174,22 @@ def set_line_thresholds(
     changed_by: str,
     reason: str = "",
 ) -> Line:
-    validate_thresholds(accept_threshold, reject_threshold)
-    line = Line.objects.select_for_update().get(pk=line.pk)
-    for field, value in (
-        ("accept_threshold", accept_threshold),
-        ("reject_threshold", reject_threshold),
-    ):
-        if getattr(line, field) != value:
-            _log_change(line, field, getattr(line, field), value, changed_by, reason)
-            setattr(line, field, value)
-    line.save(update_fields=["accept_threshold", "reject_threshold", "updated_at"])
-    return line
+    return set_line_settings(
+        line=line,
+        changed_by=changed_by,
+        reason=reason,
+        accept_threshold=accept_threshold,
+        reject_threshold=reject_threshold,
+    )
 
 
 @transaction.atomic
-def activate_model(
-    *, line: Line, model_version: ModelVersion, changed_by: str, reason: str = ""
-) -> Line:
-    """Make `model_version` the line's active model for the next inspection (also a rollback)."""
+def set_line_active_model(*, line: Line, model_version, changed_by: str, reason: str = "") -> Line:
+    """The line's half of activating a model: switch Line.active_model and log it.
+
+    Only ml.services.set_active_version calls this: it keeps the registry's statuses in
+    step in the same transaction. Applies from the next inspection.
+    """
     line = Line.objects.select_for_update().get(pk=line.pk)
     if line.active_model_id != model_version.pk:
         old = line.active_model.name if line.active_model else None
@@ -142,6 +197,43 @@ def activate_model(
         line.active_model = model_version
         line.save(update_fields=["active_model", "updated_at"])
     return line
+
+
+def log_line_event(*, line: Line, field: str, old: Any, new: Any, changed_by: str, reason=""):
+    """Record in the line's audit log a change another app owns (a discarded candidate, the
+    retraining policy): the log is the line's, its rows are written here."""
+    _log_change(line, field, old, new, changed_by, reason)
+
+
+@transaction.atomic
+def set_line_members(*, line: Line, users, changed_by: str, reason: str = "") -> Line:
+    """Make `users` exactly the line's members; who joined and who left go to the audit log."""
+    line = Line.objects.select_for_update().get(pk=line.pk)
+    before = {user.pk: user.username for user in line.members.all()}
+    after = {user.pk: user.username for user in users}
+    joined = sorted(after[pk] for pk in set(after) - set(before))
+    left = sorted(before[pk] for pk in set(before) - set(after))
+    if joined:
+        line.members.add(*[pk for pk in after if pk not in before])
+        _log_change(line, "members", "", "+" + ", +".join(joined), changed_by, reason)
+    if left:
+        line.members.remove(*[pk for pk in before if pk not in after])
+        _log_change(line, "members", "-" + ", -".join(left), "", changed_by, reason)
+    # updated_at stays: it versions the routing policy a supervisor confirms (console)
+    return line
+
+
+@transaction.atomic
+def add_line_member(*, line: Line, user, changed_by: str, reason: str = "") -> Line:
+    """Add one member (a no-op, logging nothing, when they already work the line)."""
+    line = Line.objects.select_for_update().get(pk=line.pk)
+    if not line.members.filter(pk=user.pk).exists():
+        line.members.add(user)
+        _log_change(line, "members", "", f"+{user.get_username()}", changed_by, reason)
+    return line
+
+
+# Stations -----------------------------------------------------------------------------------
 
 
 def hash_token(token: str) -> str:
@@ -152,23 +244,84 @@ def _new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def create_station(*, line: Line, name: str) -> tuple[Station, str]:
+@transaction.atomic
+def create_station(*, line: Line, name: str, enabled: bool = True) -> tuple[Station, str]:
     """Create a station and return it with its token. The token is not stored, only its hash."""
+    if not name.strip():
+        raise InvalidInput("a station needs a name")
     if Station.objects.filter(line=line, name=name).exists():
         raise InvalidInput(f"line {line.name!r} already has a station named {name!r}")
     token = _new_token()
     station = Station.objects.create(
-        line=line, name=name, token_hash=hash_token(token), token_prefix=token[:10]
+        line=line,
+        name=name,
+        token_hash=hash_token(token),
+        token_prefix=token[:10],
+        is_enabled=enabled,
     )
     return station, token
 
 
-def rotate_station_token(*, station: Station) -> str:
+@transaction.atomic
+def rotate_station_token(*, station: Station, changed_by: str = "cli", reason: str = "") -> str:
     """Issue a new token for the station; the old one stops working at once."""
+    station = Station.objects.select_for_update().select_related("line").get(pk=station.pk)
     token = _new_token()
+    old_prefix = station.token_prefix
     station.token_hash, station.token_prefix = hash_token(token), token[:10]
     station.save(update_fields=["token_hash", "token_prefix"])
+    _log_change(
+        station.line, f"station {station.name} token", old_prefix, token[:10], changed_by, reason
+    )
     return token
+
+
+@transaction.atomic
+def set_station_enabled(
+    *, station: Station, enabled: bool, changed_by: str, reason: str = ""
+) -> Station:
+    """Enable or disable a station: a disabled station's token is refused. Logged."""
+    station = Station.objects.select_for_update().select_related("line").get(pk=station.pk)
+    if station.is_enabled != enabled:
+        _log_change(
+            station.line,
+            f"station {station.name} enabled",
+            station.is_enabled,
+            enabled,
+            changed_by,
+            reason,
+        )
+        station.is_enabled = enabled
+        station.save(update_fields=["is_enabled"])
+    return station
+
+
+@transaction.atomic
+def move_station(*, station: Station, line: Line, changed_by: str, reason: str = "") -> Station:
+    """Move a station to another line: its next items follow that line's rules. Logged on
+    both lines. Raises InvalidInput when the line already has a station of that name."""
+    station = Station.objects.select_for_update().select_related("line").get(pk=station.pk)
+    if station.line_id == line.pk:
+        return station
+    if Station.objects.filter(line=line, name=station.name).exists():
+        raise InvalidInput(f"line {line.name!r} already has a station named {station.name!r}")
+    old_line = station.line
+    _log_change(
+        old_line, "stations", f"-{station.name}", f"moved to {line.name}", changed_by, reason
+    )
+    _log_change(line, "stations", f"from {old_line.name}", f"+{station.name}", changed_by, reason)
+    station.line = line
+    station.save(update_fields=["line"])
+    return station
+
+
+def import_station(line: Line) -> Station:
+    """The line's station for imported items, made on first use and disabled: its token is
+    never shown, so nothing can post as it."""
+    station = Station.objects.filter(line=line, name=IMPORT_STATION).first()
+    if station is None:
+        station, _token = create_station(line=line, name=IMPORT_STATION, enabled=False)
+    return station
 
 
 def station_for_token(token: str) -> Station | None:
@@ -178,17 +331,7 @@ def station_for_token(token: str) -> Station | None:
 # Receiving --------------------------------------------------------------------------------
 
 
-def policy_of(inspection: Inspection) -> routing.Policy:
-    return routing.Policy(
-        level=inspection.automation_level,
-        accept_threshold=inspection.accept_threshold,
-        reject_threshold=inspection.reject_threshold,
-        fail_safe_action=inspection.fail_safe_action,
-        audit_fraction=inspection.audit_fraction,
-    )
-
-
-def policy_snapshot(line: Line) -> dict:
+def routing_policy_snapshot(line: Line) -> dict:
     """The line's rules as copied onto each inspection when it arrives, so every decision
     can be traced to the rules it was made under. The level is the line's own; callers that
     record items under another level (imports) override it."""
@@ -240,10 +383,12 @@ def receive_inspection(
                 width=image.width,
                 height=image.height,
                 received_at=timezone.now(),
-                **policy_snapshot(line),
+                **routing_policy_snapshot(line),
             )
             if not routing.level_runs_model(inspection.automation_level):
-                _apply_route(inspection, routing.route_without_model(policy_of(inspection)))
+                decisions.record_route(
+                    inspection, routing.route_without_model(decisions.routing_policy_of(inspection))
+                )
                 # the route wrote the row; the caller must not wait for a model here
                 inspection.status = InspectionStatus.IN_REVIEW
             elif on_created is not None:
@@ -266,83 +411,11 @@ def _forget_image_if_unused(name: str) -> None:
         storage.delete_image(name)
 
 
-# Routing ----------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def _apply_route(
-    inspection: Inspection,
-    route: routing.Route,
-    *,
-    model_version: ModelVersion | None = None,
-    decided_by: str = DecidedBy.MODEL,
-    fail_safe_reason: str = FailSafeReason.NONE,
-) -> bool:
-    """Route a received item exactly once; return False when another path routed it first.
-
-    The conditional UPDATE is the claim (only one worker, retry or fail-safe wins), and the
-    one-to-one Decision is the database's guarantee of a single final decision.
-    """
-    now = timezone.now()
-    status = InspectionStatus.DECIDED if route.outcome else InspectionStatus.IN_REVIEW
-    won = Inspection.objects.filter(pk=inspection.pk, status=InspectionStatus.RECEIVED).update(
-        status=status, model_version=model_version, fail_safe_reason=fail_safe_reason, routed_at=now
-    )
-    if won != 1:
-        return False
-    if route.outcome:
-        Decision.objects.create(
-            inspection_id=inspection.pk,
-            outcome=route.outcome,
-            decided_by=decided_by,
-            model_version=model_version if decided_by == DecidedBy.MODEL else None,
-            decided_at=now,
-        )
-    if route.review_reason:
-        ReviewItem.objects.create(
-            inspection_id=inspection.pk, reason=route.review_reason, shows_model=route.shows_model
-        )
-    return True
-
-
-def apply_fail_safe(*, inspection: Inspection, reason: str) -> bool:
-    """Apply the line's fail-safe (review, or reject) unless the item was routed already."""
-    route = routing.route_fail_safe(policy_of(inspection))
-    won = _apply_route(inspection, route, decided_by=DecidedBy.FAIL_SAFE, fail_safe_reason=reason)
-    if won:
-        logger.warning("inspection %s: fail-safe applied (%s)", inspection.pk, reason)
-    return won
-
-
-def budget_deadline(inspection: Inspection):
-    return inspection.received_at + timedelta(milliseconds=inspection.latency_budget_ms)
-
-
-# past its deadline by this much, an unrouted item has no request left waiting for it
-OVERDUE_GRACE = timedelta(seconds=30)
-
-
-def route_overdue_inspections(*, now=None) -> int:
-    """Give the fail-safe to items still unrouted well past their budget; return how many.
-
-    The POST that stored an item routes it by its deadline; if that process died between
-    storing the image and sending the task (or while waiting), nothing else would, and the
-    item would sit unseen. Its model answer, if one comes, is still recorded as late.
-    """
-    now = now or timezone.now()
-    routed = 0
-    # received_at bounds the scan; each item's own budget decides
-    stale = Inspection.objects.filter(
-        status=InspectionStatus.RECEIVED, received_at__lt=now - OVERDUE_GRACE
-    )
-    for inspection in stale.order_by("pk").iterator():
-        if budget_deadline(inspection) + OVERDUE_GRACE < now:
-            routed += apply_fail_safe(inspection=inspection, reason=FailSafeReason.BUDGET_MISSED)
-    return routed
+# Predictions --------------------------------------------------------------------------------
 
 
 def _record_prediction(
-    *, inspection: Inspection, model_version: ModelVersion, output, latency_ms: float, is_late: bool
+    *, inspection: Inspection, model_version, output, latency_ms: float, is_late: bool
 ) -> Prediction:
     try:
         with transaction.atomic():
@@ -369,8 +442,6 @@ def predict_and_route(*, inspection_id: int) -> None:
     nothing twice. A result that comes after the latency budget is recorded (is_late) and the
     fail-safe applies instead. No transaction is held during inference.
     """
-    from ml import inference
-
     inspection = (
         Inspection.objects.select_related("line__active_model").filter(pk=inspection_id).first()
     )
@@ -381,7 +452,7 @@ def predict_and_route(*, inspection_id: int) -> None:
         return
     model_version = inspection.line.active_model
     if model_version is None:
-        apply_fail_safe(inspection=inspection, reason=FailSafeReason.NO_MODEL)
+        decisions.apply_fail_safe(inspection=inspection, reason=FailSafeReason.NO_MODEL)
         return
     prediction = Prediction.objects.filter(
         inspection=inspection, model_version=model_version, role=PredictionRole.PRIMARY
@@ -393,9 +464,9 @@ def predict_and_route(*, inspection_id: int) -> None:
             )
         except inference.ModelUnavailable:
             logger.exception("inspection %s: model %s failed", inspection_id, model_version)
-            apply_fail_safe(inspection=inspection, reason=FailSafeReason.MODEL_ERROR)
+            decisions.apply_fail_safe(inspection=inspection, reason=FailSafeReason.MODEL_ERROR)
             return
-        is_late = timezone.now() > budget_deadline(inspection)
+        is_late = timezone.now() > decisions.budget_deadline(inspection)
         prediction = _record_prediction(
             inspection=inspection,
             model_version=model_version,
@@ -404,48 +475,11 @@ def predict_and_route(*, inspection_id: int) -> None:
             is_late=is_late,
         )
     if prediction.is_late:
-        apply_fail_safe(inspection=inspection, reason=FailSafeReason.BUDGET_MISSED)
+        decisions.apply_fail_safe(inspection=inspection, reason=FailSafeReason.BUDGET_MISSED)
         return
     route = routing.route_with_model(
-        policy_of(inspection),
+        decisions.routing_policy_of(inspection),
         prediction.defect_probability,
         audit_key=f"{inspection.station_id}:{inspection.external_id}",
     )
-    _apply_route(inspection, route, model_version=model_version)
-
-
-def submit_inspection(
-    *, station: Station, external_id: str, image: ValidatedImage, metadata: dict
-) -> tuple[Inspection, bool]:
-    """The station's POST: receive, have a worker predict, wait up to the line's budget.
-
-    Returns (inspection, created) with the inspection routed: decided by the model, sent to
-    review, or given the fail-safe when the budget ran out. A retry returns the first
-    inspection and starts nothing.
-    """
-    from inspection import tasks
-
-    inspection, created = receive_inspection(
-        station=station,
-        external_id=external_id,
-        image=image,
-        metadata=metadata,
-        on_created=lambda item: tasks.enqueue_prediction(item.pk),
-    )
-    # A retry that arrives while the first request still waits, waits out the same budget;
-    # either way no item stays unrouted past its deadline.
-    if inspection.status == InspectionStatus.RECEIVED:
-        remaining = (budget_deadline(inspection) - timezone.now()).total_seconds()
-        tasks.wait_for_prediction(inspection.pk, timeout_s=max(remaining, 0.0))
-        inspection.refresh_from_db(fields=["status"])
-        if inspection.status == InspectionStatus.RECEIVED:
-            apply_fail_safe(inspection=inspection, reason=FailSafeReason.BUDGET_MISSED)
-    return inspection_with_answer(inspection.pk), created
-
-
-def inspection_with_answer(inspection_id: int) -> Inspection:
-    return (
-        Inspection.objects.select_related("decision", "model_version", "line", "review_item")
-        .prefetch_related("predictions__model_version")
-        .get(pk=inspection_id)
-    )
+    decisions.record_route(inspection, route, model_version=model_version)

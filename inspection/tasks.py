@@ -4,7 +4,7 @@ from celery import shared_task
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 
-from inspection import services
+from inspection import decisions, services
 from inspection.models import FailSafeReason, Inspection
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def enqueue_prediction(inspection_id: int) -> None:
     except Exception:
         logger.exception("inspection %s: could not enqueue prediction", inspection_id)
         inspection = Inspection.objects.get(pk=inspection_id)
-        services.apply_fail_safe(inspection=inspection, reason=FailSafeReason.ENQUEUE_FAILED)
+        decisions.apply_fail_safe(inspection=inspection, reason=FailSafeReason.ENQUEUE_FAILED)
 
 
 def wait_for_prediction(inspection_id: int, *, timeout_s: float) -> None:

@@ -1,4 +1,4 @@
-"""Browser pages about one inspection. Every lookup goes through accounts.access, so an
+"""Browser pages about one inspection. Every lookup goes through inspection.selectors, so an
 inspection of a line the user does not work is a 404."""
 
 from django.contrib.auth.decorators import permission_required
@@ -7,12 +7,11 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
-from accounts.access import visible_inspections
 from inspection import storage
 from inspection.models import DecidedBy, PredictionRole, ReviewState
+from inspection.selectors import visible_inspections
 from inspection.thumbnails import thumbnail_path
-
-VIEW = "inspection.view_inspection"
+from loupe.common.permissions import CAN_VIEW_INSPECTIONS
 
 
 def _inspection_or_404(request, pk):
@@ -20,7 +19,7 @@ def _inspection_or_404(request, pk):
 
 
 @require_GET
-@permission_required(VIEW, raise_exception=True)
+@permission_required(CAN_VIEW_INSPECTIONS, raise_exception=True)
 @cache_control(private=True, max_age=3600)
 def inspection_image(request, pk):
     inspection = _inspection_or_404(request, pk)
@@ -31,7 +30,7 @@ def inspection_image(request, pk):
 
 
 @require_GET
-@permission_required(VIEW, raise_exception=True)
+@permission_required(CAN_VIEW_INSPECTIONS, raise_exception=True)
 @cache_control(private=True, max_age=3600)
 def inspection_thumb(request, pk):
     inspection = _inspection_or_404(request, pk)
@@ -40,7 +39,7 @@ def inspection_thumb(request, pk):
 
 
 @require_GET
-@permission_required(VIEW, raise_exception=True)
+@permission_required(CAN_VIEW_INSPECTIONS, raise_exception=True)
 def inspection_detail(request, pk):
     inspection = _inspection_or_404(request, pk)
     review_item = getattr(inspection, "review_item", None)

@@ -6,8 +6,8 @@ from labeling.models import AnnotationRevision
 @admin.register(AnnotationRevision)
 class AnnotationRevisionAdmin(admin.ModelAdmin):
     """Revisions are history: readable here, written only by labeling.services.save_annotation
-    (which numbers them and decides their source). Deleting follows Django's permissions: no
-    role has it, so only a superuser can, and deleting an inspection still cascades."""
+    (which numbers them and decides their source). Never deleted: they are the ground truth
+    the dataset versions and models were made from."""
 
     list_display = ["inspection", "number", "image_label", "source", "author", "created_at"]
     list_filter = ["source", "image_label", "inspection__line"]
@@ -19,4 +19,7 @@ class AnnotationRevisionAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -9,12 +9,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, Exists, OuterRef, QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
-from inspection.errors import InvalidInput
 from inspection.models import Inspection, Line, Prediction, PredictionRole
+from labeling import signals
 from labeling.models import AnnotationRevision, ImageLabel, LabelSource
+from labeling.selectors import latest_revisions
+from loupe.common.errors import InvalidInput
+from ml.engine.types import box_iou
 
 MAX_BOXES = 200
 MAX_NOTE_LENGTH = 2000
@@ -86,13 +89,8 @@ def model_image_label(prediction: Prediction) -> str:
 
 
 def iou(a: dict, b: dict) -> float:
-    inter_w = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
-    inter_h = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
-    inter = max(0.0, inter_w) * max(0.0, inter_h)
-    area_a = (a["x1"] - a["x0"]) * (a["y1"] - a["y0"])
-    area_b = (b["x1"] - b["x0"]) * (b["y1"] - b["y0"])
-    union = area_a + area_b - inter
-    return inter / union if union > 0 else 0.0
+    """IoU of two boxes as the pages and the API carry them ({x0, y0, x1, y1, ...})."""
+    return box_iou(tuple(a[key] for key in BOX_KEYS), tuple(b[key] for key in BOX_KEYS))
 
 
 def boxes_match(boxes: list[dict], regions: list[dict]) -> bool:
@@ -178,23 +176,33 @@ def save_annotation(
         note=note,
     )
     if revision.source == LabelSource.CORRECTION:
-        # the line's retraining policy counts corrections (ml.pipeline decides whether to run)
-        from ml.tasks import enqueue_policy_check
-
+        # the line's retraining policy counts corrections; ml listens (ml.receivers)
         line_id = inspection.line_id
-        transaction.on_commit(lambda: enqueue_policy_check(line_id))
+        transaction.on_commit(
+            lambda: signals.correction_saved.send(sender=AnnotationRevision, line_id=line_id)
+        )
     return revision, True
 
 
-# Reading: the data team's page ------------------------------------------------------------
-
-
-def latest_revisions(lines: QuerySet[Line]) -> QuerySet[AnnotationRevision]:
-    """The ground truth of every labeled inspection of these lines: each one's latest revision."""
-    newer = AnnotationRevision.objects.filter(
-        inspection=OuterRef("inspection"), number__gt=OuterRef("number")
+def record_imported_labels(*, author, labels) -> None:
+    """The first revision of imported inspections: (inspection, image_label, boxes, note)
+    each, source human (the importing user vouches for them). Bulk, in the caller's
+    transaction; the archive's boxes were checked by the importer."""
+    AnnotationRevision.objects.bulk_create(
+        AnnotationRevision(
+            inspection=inspection,
+            number=1,
+            author=author,
+            image_label=image_label,
+            boxes=boxes,
+            source=LabelSource.HUMAN,
+            note=note[:MAX_NOTE_LENGTH],
+        )
+        for inspection, image_label, boxes, note in labels
     )
-    return AnnotationRevision.objects.filter(inspection__line__in=lines).filter(~Exists(newer))
+
+
+# Reading: the data team's page ------------------------------------------------------------
 
 
 def _with_box_of_class(revisions: QuerySet[AnnotationRevision], label: str):

@@ -1,5 +1,5 @@
 """Labeling pages and the JSON call the box editor makes. Rules live in labeling.services;
-every lookup goes through accounts.access, so another line's inspection is a 404."""
+every lookup goes through inspection.selectors, so another line's inspection is a 404."""
 
 from django import forms
 from django.contrib.auth.decorators import permission_required
@@ -10,14 +10,13 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.access import visible_inspections, visible_lines
-from accounts.roles import CAN_LABEL
 from inspection.models import ReviewState
+from inspection.selectors import visible_inspections, visible_lines
 from labeling import services
 from labeling.models import ImageLabel, LabelSource
-from loupe.json_views import json_endpoint
+from loupe.common.json_views import json_endpoint
+from loupe.common.permissions import CAN_LABEL, CAN_VIEW_LABELS
 
-CAN_VIEW = "labeling.view_annotationrevision"
 PAGE_SIZE = 50
 
 
@@ -92,7 +91,7 @@ def annotations(request, pk):
     """GET: the inspection's revisions, oldest first (the last is the ground truth).
     POST {image_label, boxes, note}: save a revision; 201, or 200 when it repeats the latest."""
     if request.method == "GET":
-        if not request.user.has_perm(CAN_VIEW):
+        if not request.user.has_perm(CAN_VIEW_LABELS):
             raise PermissionDenied
         inspection = _inspection_or_404(request, pk)
         revisions = inspection.annotations.select_related(
@@ -123,7 +122,7 @@ def annotations(request, pk):
 
 
 @require_GET
-@permission_required(CAN_VIEW, raise_exception=True)
+@permission_required(CAN_VIEW_LABELS, raise_exception=True)
 def history_page(request, pk):
     inspection = _inspection_or_404(request, pk)
     revisions = list(
@@ -170,7 +169,7 @@ class DataFilters(forms.Form):
 
 
 @require_GET
-@permission_required(CAN_VIEW, raise_exception=True)
+@permission_required(CAN_VIEW_LABELS, raise_exception=True)
 def data_page(request):
     lines = visible_lines(request.user)
     filters = DataFilters(request.GET, lines=lines)

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "review",
     "labeling",
     "datasets",
+    "demo",
     "accounts",  # last: its post_migrate hook needs every other app's permissions
 ]
 
@@ -140,7 +141,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["inspection.api.auth.StationTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["inspection.api.auth.IsEnabledStation"],
-    "EXCEPTION_HANDLER": "loupe.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "loupe.common.api_errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

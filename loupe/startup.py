@@ -8,8 +8,8 @@ logger = logging.getLogger(__name__)
 
 
 def prepare_to_judge() -> None:
-    from inspection.services import route_overdue_inspections
-    from ml.inference import warm_up_active_models
+    from inspection.decisions import route_overdue_inspections
+    from inspection.inference import warm_up_active_models
 
     # items a dead process left unrouted get their fail-safe before new ones arrive
     overdue = route_overdue_inspections()

@@ -1,6 +1,6 @@
 from django.shortcuts import redirect
 
-from accounts.roles import CAN_CONTROL_LINES, CAN_REVIEW
+from loupe.common.permissions import CAN_CONTROL_LINES, CAN_REVIEW
 
 
 def home(request):

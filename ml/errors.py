@@ -1,7 +1,7 @@
 """Domain errors of the model registry and the retraining pipeline (mapped to HTTP like the
 inspection service's: 409 for a conflict with the current state)."""
 
-from inspection.errors import LoupeError
+from loupe.common.errors import LoupeError
 
 
 class NotACandidate(LoupeError):

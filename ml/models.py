@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -71,6 +73,10 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def artifact_file(self) -> Path:
+        return Path(settings.LOUPE_MODEL_DIR) / self.artifact_path
+
 
 class MlopsLevel(models.TextChoices):
     MANUAL = "manual", "Manual: runs start by hand, a supervisor promotes"
@@ -78,8 +84,9 @@ class MlopsLevel(models.TextChoices):
     AUTOMATIC = "automatic", "Automatic: runs start by policy, the gate promotes"
 
 
-class LinePolicy(models.Model):
-    """How a line retrains: who starts runs, who promotes, and the gate's rules."""
+class RetrainingPolicy(models.Model):
+    """How a line retrains: who starts runs, who promotes, and the gate's rules. (How its items
+    are routed is the routing policy: the level and thresholds on inspection.Line.)"""
 
     line = models.OneToOneField(
         "inspection.Line", on_delete=models.CASCADE, related_name="retraining_policy"
@@ -106,7 +113,7 @@ class LinePolicy(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name_plural = "line policies"
+        verbose_name_plural = "retraining policies"
         constraints = [
             models.CheckConstraint(
                 name="policy_gate_ranges",
@@ -124,7 +131,9 @@ class LinePolicy(models.Model):
         return f"{self.line}: {self.mlops_level}"
 
 
-class RunState(models.TextChoices):
+class PipelineRunState(models.TextChoices):
+    """Where a retraining run is (exports and imports have their own: ExportImportState)."""
+
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -139,10 +148,13 @@ class RunTrigger(models.TextChoices):
 class PipelineRun(models.Model):
     """One retraining of a line: a chain of steps from a dataset version to a candidate."""
 
+    # PROTECT: a line that retrained has history, and is not deleted
     line = models.ForeignKey(
-        "inspection.Line", on_delete=models.CASCADE, related_name="pipeline_runs"
+        "inspection.Line", on_delete=models.PROTECT, related_name="pipeline_runs"
     )
-    state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.PENDING)
+    state = models.CharField(
+        max_length=10, choices=PipelineRunState.choices, default=PipelineRunState.PENDING
+    )
     trigger = models.CharField(max_length=10, choices=RunTrigger.choices)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

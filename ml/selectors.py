@@ -1,10 +1,10 @@
-"""Reads of the registry that apply the user's lines (accounts.access): a version or run of
+"""Reads of the registry that apply the user's lines (inspection.selectors): a version or run of
 another line is not found."""
 
 from django.db.models import Q, QuerySet
 
-from accounts.access import visible_lines
-from accounts.roles import is_admin
+from inspection.selectors import visible_lines
+from loupe.common.permissions import is_admin
 from ml.models import ModelVersion, PipelineRun
 
 

@@ -14,8 +14,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from inspection import services as inspection_services
+from inspection.models import Line, LineChange
+from loupe.common.errors import InvalidInput
 from ml.errors import ActiveModelChanged, NotACandidate, NothingToRollBack
-from ml.models import LinePolicy, MlopsLevel, ModelStatus, ModelVersion
+from ml.models import MlopsLevel, ModelStatus, ModelVersion, RetrainingPolicy
 
 
 def describe_metrics(metrics: dict) -> str:
@@ -176,13 +179,10 @@ def set_active_version(*, line, model_version: ModelVersion, changed_by: str, re
     """Serve `model_version` on `line` from the next inspection on, and keep the registry's
     statuses in step: it becomes active, the version it replaces retired (unless another line
     still serves it). One transaction: a failure leaves both the line and the statuses as
-    they were. The switch itself and its audit entry are inspection.services.activate_model.
-    Returns the line."""
-    from inspection import services as inspection_services
-    from inspection.models import Line
-
+    they were. The only way to activate a model: the line's half (the switch and its audit
+    entry) is inspection.services.set_line_active_model. Returns the line."""
     previous_id = Line.objects.select_for_update().get(pk=line.pk).active_model_id
-    line = inspection_services.activate_model(
+    line = inspection_services.set_line_active_model(
         line=line, model_version=model_version, changed_by=changed_by, reason=reason
     )
     # a version trained from a folder on the command line belongs to no line until it first
@@ -243,8 +243,6 @@ def promote_model_version(
 def discard_candidate(*, model_version: ModelVersion, changed_by: str, reason: str = ""):
     """Retire a candidate that will not be served; logged in its line's audit log. Raises
     NotACandidate for an active version; discarding a retired one again changes nothing."""
-    from inspection.models import LineChange
-
     version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
     if version.status == ModelStatus.RETIRED:
         return version
@@ -254,11 +252,11 @@ def discard_candidate(*, model_version: ModelVersion, changed_by: str, reason: s
     version.retired_at = timezone.now()
     version.save(update_fields=["status", "retired_at"])
     if version.line_id:
-        LineChange.objects.create(
-            line_id=version.line_id,
+        inspection_services.log_line_event(
+            line=version.line,
             field="candidate",
-            old_value=version.name,
-            new_value="discarded",
+            old=version.name,
+            new="discarded",
             changed_by=changed_by,
             reason=reason,
         )
@@ -267,8 +265,6 @@ def discard_candidate(*, model_version: ModelVersion, changed_by: str, reason: s
 
 def previous_active_version(line) -> ModelVersion | None:
     """The version the line served before its current one, from its audit log."""
-    from inspection.models import LineChange
-
     change = (
         LineChange.objects.filter(line=line, field="active_model").order_by("-changed_at", "-pk")
     ).first()
@@ -285,8 +281,6 @@ def rollback_line(*, line, expected_active: ModelVersion, changed_by: str, reaso
     rollback in between) raises ActiveModelChanged instead of rolling back twice. Raises
     NothingToRollBack when the line has served no other version.
     """
-    from inspection.models import Line
-
     line = Line.objects.select_for_update().get(pk=line.pk)
     if line.active_model_id != expected_active.pk:
         raise ActiveModelChanged(
@@ -306,23 +300,27 @@ def rollback_line(*, line, expected_active: ModelVersion, changed_by: str, reaso
 
 # Retraining policy --------------------------------------------------------------------------
 
-POLICY_FIELDS = ("mlops_level", "retrain_every_corrections", "gate_margin", "max_class_recall_drop")
+RETRAINING_POLICY_FIELDS = (
+    "mlops_level",
+    "retrain_every_corrections",
+    "gate_margin",
+    "max_class_recall_drop",
+    "memory_budget_mb",
+    "run_config",
+)
 
 
-def policy_for(line) -> LinePolicy:
+def retraining_policy_for(line) -> RetrainingPolicy:
     """The line's retraining policy: the defaults, unsaved, until someone sets one (so a page
     that shows it writes nothing)."""
-    return LinePolicy.objects.filter(line=line).first() or LinePolicy(line=line)
+    return RetrainingPolicy.objects.filter(line=line).first() or RetrainingPolicy(line=line)
 
 
 @transaction.atomic
-def set_line_policy(*, line, changed_by: str, reason: str = "", **values) -> LinePolicy:
+def set_retraining_policy(*, line, changed_by: str, reason: str = "", **values) -> RetrainingPolicy:
     """Change a line's MLOps level or gate rules; each changed field goes to the audit log.
     Raises InvalidInput on an unknown field or a value out of range, changing nothing."""
-    from inspection.errors import InvalidInput
-    from inspection.models import LineChange
-
-    unknown = set(values) - set(POLICY_FIELDS)
+    unknown = set(values) - set(RETRAINING_POLICY_FIELDS)
     if unknown:
         raise InvalidInput(f"unknown policy field {', '.join(sorted(unknown))}")
     if "mlops_level" in values and values["mlops_level"] not in MlopsLevel.values:
@@ -332,18 +330,19 @@ def set_line_policy(*, line, changed_by: str, reason: str = "", **values) -> Lin
     for key in ("gate_margin", "max_class_recall_drop"):
         if key in values and not 0.0 <= values[key] <= 1.0:
             raise InvalidInput(f"{key} must be within 0..1")
-    LinePolicy.objects.get_or_create(line=line)
-    policy = LinePolicy.objects.select_for_update().get(line=line)
+    if "memory_budget_mb" in values and not (
+        isinstance(values["memory_budget_mb"], int) and values["memory_budget_mb"] >= 1
+    ):
+        raise InvalidInput("memory_budget_mb must be a whole number of MB, at least 1")
+    if "run_config" in values and not isinstance(values["run_config"], dict):
+        raise InvalidInput("run_config must be an object of run settings")
+    RetrainingPolicy.objects.get_or_create(line=line)
+    policy = RetrainingPolicy.objects.select_for_update().get(line=line)
     for field, value in values.items():
         old = getattr(policy, field)
         if old != value:
-            LineChange.objects.create(
-                line=line,
-                field=field,
-                old_value=str(old),
-                new_value=str(value),
-                changed_by=changed_by,
-                reason=reason,
+            inspection_services.log_line_event(
+                line=line, field=field, old=old, new=value, changed_by=changed_by, reason=reason
             )
             setattr(policy, field, value)
     policy.save()

@@ -2,7 +2,7 @@
 replace, pipeline runs with their progress, and the supervisor's actions (start a run,
 promote, discard, roll back, set the line's retraining policy).
 
-Every lookup goes through ml.selectors / accounts.access (another line's object is a 404);
+Every lookup goes through ml.selectors / inspection.selectors (another line's object is a 404);
 the rules live in ml.services and ml.pipeline. Actions are POSTs that redirect back with a
 message; a GET never starts work.
 """
@@ -16,23 +16,22 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.access import visible_lines
-from accounts.roles import CAN_CONTROL_LINES
-from inspection.errors import LoupeError
-from loupe.json_views import json_endpoint
+from inspection.selectors import visible_lines
+from loupe.common.errors import LoupeError
+from loupe.common.json_views import json_endpoint
+from loupe.common.permissions import CAN_CONTROL_LINES, CAN_VIEW_LINES
 from ml import pipeline, services
-from ml.models import LinePolicy, ModelStatus, ModelVersion, RunState
+from ml.models import ModelStatus, ModelVersion, PipelineRunState, RetrainingPolicy
 from ml.selectors import visible_runs, visible_versions
 
-VIEW_LINES = "inspection.view_line"
 COLUMNS = 8  # versions side by side; older ones are a click away
 
 
-class PolicyForm(forms.ModelForm):
+class RetrainingPolicyForm(forms.ModelForm):
     reason = forms.CharField(required=False, max_length=500)
 
     class Meta:
-        model = LinePolicy
+        model = RetrainingPolicy
         fields = [
             "mlops_level",
             "retrain_every_corrections",
@@ -89,7 +88,7 @@ def _figure_rows(versions: list[ModelVersion]) -> list[dict]:
 
 
 @require_GET
-@permission_required(VIEW_LINES, raise_exception=True)
+@permission_required(CAN_VIEW_LINES, raise_exception=True)
 def registry_page(request):
     lines = list(visible_lines(request.user).select_related("active_model"))
     line = None
@@ -99,15 +98,17 @@ def registry_page(request):
         line = lines[0]
     versions = list(visible_versions(request.user).filter(line=line)[:COLUMNS]) if line else []
     can_control = request.user.has_perm(CAN_CONTROL_LINES)
-    policy = services.policy_for(line) if line else None
+    policy = services.retraining_policy_for(line) if line else None
     return render(
         request,
         "ml/registry.html",
         {
             "lines": lines,
             "line": line,
-            "policy": policy,
-            "policy_form": PolicyForm(instance=policy) if policy and can_control else None,
+            "retraining_policy": policy,
+            "retraining_policy_form": RetrainingPolicyForm(instance=policy)
+            if policy and can_control
+            else None,
             "versions": versions,
             "rows": _figure_rows(versions),
             "runs": visible_runs(request.user).filter(line=line)[:20] if line else [],
@@ -119,7 +120,7 @@ def registry_page(request):
 
 
 @require_GET
-@permission_required(VIEW_LINES, raise_exception=True)
+@permission_required(CAN_VIEW_LINES, raise_exception=True)
 def version_page(request, pk):
     version = get_object_or_404(visible_versions(request.user), pk=pk)
     evaluation = version.evaluation or {}
@@ -220,17 +221,17 @@ def rollback(request, line_pk):
 
 @require_POST
 @permission_required(CAN_CONTROL_LINES, raise_exception=True)
-def set_policy(request, line_pk):
+def set_retraining_policy(request, line_pk):
     line = _line_or_404(request, line_pk)
-    form = PolicyForm(request.POST, instance=services.policy_for(line))
+    form = RetrainingPolicyForm(request.POST, instance=services.retraining_policy_for(line))
     back = f"{reverse('ml:registry')}?line={line.pk}"
     if not form.is_valid():
         messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
         return redirect(back)
-    values = {k: form.cleaned_data[k] for k in services.POLICY_FIELDS}
+    values = {k: form.cleaned_data[k] for k in RetrainingPolicyForm.Meta.fields}
     return _act(
         request,
-        lambda: services.set_line_policy(
+        lambda: services.set_retraining_policy(
             line=line, changed_by=_who(request), reason=form.cleaned_data["reason"], **values
         ),
         f"Retraining policy of {line.name} saved.",
@@ -269,7 +270,7 @@ def run_status(run) -> dict:
         "id": run.pk,
         "state": run.state,
         "error": run.error,
-        "is_finished": run.state in (RunState.SUCCEEDED, RunState.FAILED),
+        "is_finished": run.state in (PipelineRunState.SUCCEEDED, PipelineRunState.FAILED),
         "is_retryable": pipeline.is_retryable(run),
         "candidate": run.candidate.name if run.candidate else None,
         "candidate_url": reverse("ml:version", args=[run.candidate_id])
@@ -292,7 +293,7 @@ def run_status(run) -> dict:
 
 
 @require_GET
-@permission_required(VIEW_LINES, raise_exception=True)
+@permission_required(CAN_VIEW_LINES, raise_exception=True)
 def run_page(request, pk):
     run = get_object_or_404(visible_runs(request.user), pk=pk)
     status = run_status(run)
@@ -311,7 +312,7 @@ def run_page(request, pk):
 
 @require_GET
 @json_endpoint
-@permission_required(VIEW_LINES, raise_exception=True)
+@permission_required(CAN_VIEW_LINES, raise_exception=True)
 def run_status_json(request, pk):
     run = get_object_or_404(visible_runs(request.user), pk=pk)
     return run_status(run)

@@ -1,4 +1,4 @@
-from inspection.errors import LoupeError
+from loupe.common.errors import LoupeError
 
 
 class AlreadyDecided(LoupeError):

@@ -8,25 +8,18 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from inspection.errors import InvalidInput
+from inspection import decisions, routing
+from inspection.errors import DecisionFinal
 from inspection.models import (
-    DecidedBy,
-    Decision,
-    Inspection,
-    InspectionStatus,
     Outcome,
     PredictionRole,
     ReviewItem,
     ReviewReason,
     ReviewState,
 )
+from loupe.common.errors import InvalidInput
 from review.errors import AlreadyDecided, ClaimedByOther, UndoNotAllowed
 from review.models import ReviewAction, ReviewEvent
-
-
-def model_outcome(defect_probability: float, reject_threshold: float) -> str:
-    """What the model would have decided alone: the full-automation rule."""
-    return Outcome.REJECT if defect_probability >= reject_threshold else Outcome.ACCEPT
 
 
 def _model_agrees(item: ReviewItem, outcome: str) -> bool | None:
@@ -36,7 +29,9 @@ def _model_agrees(item: ReviewItem, outcome: str) -> bool | None:
     )
     if prediction is None:
         return None
-    return model_outcome(prediction.defect_probability, inspection.reject_threshold) == outcome
+    return (
+        routing.model_outcome(prediction.defect_probability, inspection.reject_threshold) == outcome
+    )
 
 
 def _claim_cutoff():
@@ -118,7 +113,7 @@ def decide_review_item(
     won = ReviewItem.objects.filter(Q(pk=item.pk) & _claimable_by(inspector)).update(
         state=ReviewState.DECIDED,
         decision=outcome,
-        decided_by=inspector,
+        inspector=inspector,
         decided_at=now,
         time_spent_ms=time_spent_ms,
         model_agrees=_model_agrees(item, outcome),
@@ -127,19 +122,12 @@ def decide_review_item(
         item.refresh_from_db()
         if item.state == ReviewState.OPEN:
             raise ClaimedByOther(f"review item {item.pk} is being reviewed by someone else")
-        if item.decided_by_id == inspector.pk and item.decision == outcome:
+        if item.inspector_id == inspector.pk and item.decision == outcome:
             return item
         raise AlreadyDecided(f"review item {item.pk} was already decided")
     if item.reason != ReviewReason.AUDIT:
-        Decision.objects.create(
-            inspection_id=item.inspection_id,
-            outcome=outcome,
-            decided_by=DecidedBy.HUMAN,
-            inspector=inspector,
-            decided_at=now,
-        )
-        Inspection.objects.filter(pk=item.inspection_id, status=InspectionStatus.IN_REVIEW).update(
-            status=InspectionStatus.DECIDED
+        decisions.record_human_decision(
+            inspection_id=item.inspection_id, outcome=outcome, inspector=inspector, decided_at=now
         )
     ReviewEvent.objects.create(
         item=item,
@@ -159,14 +147,16 @@ def undo_decision(*, item: ReviewItem, user) -> ReviewItem:
     The undone decision stays in the review history (ReviewEvent). Raises UndoNotAllowed when
     the window has passed or the decision is someone else's.
     """
-    window = timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S)
     now = timezone.now()
     reopened = ReviewItem.objects.filter(
-        pk=item.pk, state=ReviewState.DECIDED, decided_by=user, decided_at__gte=now - window
+        pk=item.pk,
+        state=ReviewState.DECIDED,
+        inspector=user,
+        decided_at__gte=now - decisions.undo_window(),
     ).update(
         state=ReviewState.OPEN,
         decision="",
-        decided_by=None,
+        inspector=None,
         decided_at=None,
         time_spent_ms=None,
         model_agrees=None,
@@ -179,11 +169,9 @@ def undo_decision(*, item: ReviewItem, user) -> ReviewItem:
         )
     item = ReviewItem.objects.select_related("inspection").get(pk=item.pk)
     if item.reason != ReviewReason.AUDIT:
-        Decision.objects.filter(
-            inspection_id=item.inspection_id, decided_by=DecidedBy.HUMAN, inspector=user
-        ).delete()
-        Inspection.objects.filter(pk=item.inspection_id, status=InspectionStatus.DECIDED).update(
-            status=InspectionStatus.IN_REVIEW
-        )
+        try:
+            decisions.undo_human_decision(inspection_id=item.inspection_id, inspector=user, now=now)
+        except DecisionFinal as error:
+            raise UndoNotAllowed(error.message) from error
     ReviewEvent.objects.create(item=item, user=user, action=ReviewAction.UNDONE)
     return item

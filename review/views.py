@@ -6,11 +6,11 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts.access import visible_lines, visible_review_items
-from accounts.roles import CAN_REVIEW
-from inspection.errors import InvalidInput
 from inspection.models import PredictionRole, ReviewState
-from loupe.json_views import json_endpoint
+from inspection.selectors import visible_lines, visible_review_items
+from loupe.common.errors import InvalidInput
+from loupe.common.json_views import json_endpoint
+from loupe.common.permissions import CAN_REVIEW
 from review import services
 
 

@@ -25,7 +25,7 @@ def _loupe_storage(request, loupe_dirs):
     settings = request.getfixturevalue("settings")
     settings.MEDIA_ROOT = loupe_dirs / "media"
     settings.LOUPE_MODEL_DIR = loupe_dirs / "models"
-    from ml import inference
+    from inspection import inference
 
     inference.forget_loaded_models()
     yield

@@ -42,7 +42,7 @@ def seed_inspection(station, external_id, *, probability=None, regions=(), model
     regions: dicts {x0, y0, x1, y1, label, score}. Needs probability and model_version at the
     levels that run a model.
     """
-    from inspection import routing, services
+    from inspection import decisions, routing, services
     from inspection.images import validate_image
     from ml.engine.types import ModelOutput, Region
 
@@ -62,10 +62,10 @@ def seed_inspection(station, external_id, *, probability=None, regions=(), model
         is_late=False,
     )
     route = routing.route_with_model(
-        services.policy_of(inspection),
+        decisions.routing_policy_of(inspection),
         probability,
         audit_key=f"{inspection.station_id}:{inspection.external_id}",
     )
-    services._apply_route(inspection, route, model_version=model_version)
+    decisions.record_route(inspection, route, model_version=model_version)
     inspection.refresh_from_db()
     return inspection

@@ -1,21 +1,19 @@
 import json
 import unicodedata
-from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inspection.errors import ImageMissing, InvalidInput
+from inspection.errors import ImageMissing
 from inspection.images import image_too_large
 from inspection.models import (
     AutomationLevel,
-    DecidedBy,
     Inspection,
     InspectionStatus,
     PredictionRole,
 )
+from loupe.common.errors import InvalidInput
 
 MAX_EXTERNAL_ID = 128
 MAX_METADATA_BYTES = 16 * 1024
@@ -132,15 +130,13 @@ class InspectionAnswerSerializer(serializers.ModelSerializer):
         ]
 
     def _decision(self, obj):
-        """The final decision, or None. A human's decision counts as final only once its
-        inspector can no longer undo it, so a station never acts on a decision taken back."""
+        """The final decision, or None. A human's decision is final only once its inspector
+        can no longer undo it (Decision.final_at), so a station never acts on one taken back."""
         decision = (
             getattr(obj, "decision", None) if obj.status == InspectionStatus.DECIDED else None
         )
-        if decision is not None and decision.decided_by == DecidedBy.HUMAN:
-            undo_until = decision.decided_at + timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S)
-            if timezone.now() < undo_until:
-                return None
+        if decision is not None and not decision.is_final():
+            return None
         return decision
 
     def get_status(self, obj) -> str:

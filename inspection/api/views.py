@@ -6,7 +6,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inspection import services
+from inspection import selectors, submission
 from inspection.api.serializers import (
     InspectionAnswerSerializer,
     SubmissionSerializer,
@@ -36,7 +36,7 @@ class InspectionListView(APIView):
             max_bytes=settings.LOUPE_MAX_IMAGE_BYTES,
             max_pixels=settings.LOUPE_MAX_IMAGE_PIXELS,
         )
-        inspection, created = services.submit_inspection(
+        inspection, created = submission.submit_inspection(
             station=request.auth, external_id=external_id, image=image, metadata=metadata
         )
         return Response(
@@ -50,4 +50,4 @@ class InspectionDetailView(APIView):
     def get(self, request, pk: int):
         # A station sees only its own inspections; anything else is "not found".
         get_object_or_404(Inspection, pk=pk, station=request.auth)
-        return Response(InspectionAnswerSerializer(services.inspection_with_answer(pk)).data)
+        return Response(InspectionAnswerSerializer(selectors.inspection_with_answer(pk)).data)

@@ -4,7 +4,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from inspection.errors import LoupeError
+from loupe.common.errors import LoupeError
 
 
 def api_exception_handler(exc, context):

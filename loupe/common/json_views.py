@@ -10,7 +10,7 @@ import json
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 
-from inspection.errors import LoupeError
+from loupe.common.errors import LoupeError
 
 
 def json_error(status: int, code: str, detail: str) -> JsonResponse:

@@ -4,14 +4,14 @@ progress and log change in the page without a reload, and the page ends on the o
 from django.utils import timezone
 
 from ml import pipeline
-from ml.models import PipelineRun, PipelineStep, RunState, StepState
+from ml.models import PipelineRun, PipelineRunState, PipelineStep, StepState
 from tests.helpers import seed_model_version
 
 
 def running_run(line):
     """A run as a worker leaves it mid-way: ingest done, statistics running, the rest pending."""
     now = timezone.now()
-    run = PipelineRun.objects.create(line=line, trigger="manual", state=RunState.RUNNING)
+    run = PipelineRun.objects.create(line=line, trigger="manual", state=PipelineRunState.RUNNING)
     for position, name in enumerate(pipeline.STEPS):
         PipelineStep.objects.create(
             run=run,
@@ -66,7 +66,7 @@ def test_the_run_page_follows_a_run_to_its_candidate(make_line, make_user, login
         state=StepState.SUCCEEDED, progress=1.0, finished_at=timezone.now()
     )
     PipelineRun.objects.filter(pk=run.pk).update(
-        state=RunState.SUCCEEDED, candidate=candidate, finished_at=timezone.now()
+        state=PipelineRunState.SUCCEEDED, candidate=candidate, finished_at=timezone.now()
     )
     link = page.locator("[data-run-candidate] a", has_text="v-candidate")
     link.wait_for()
@@ -91,7 +91,7 @@ def test_a_failed_step_shows_its_error_and_the_retry_button(
         error="schema break: labels: classes rust are not the line's classes",
     )
     PipelineRun.objects.filter(pk=run.pk).update(
-        state=RunState.FAILED, error="statistics failed", finished_at=timezone.now()
+        state=PipelineRunState.FAILED, error="statistics failed", finished_at=timezone.now()
     )
     page.locator("[data-run-retry]").wait_for(state="visible")
     assert "classes rust" in row(page, "statistics", "error").inner_text()

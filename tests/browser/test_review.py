@@ -76,7 +76,7 @@ def test_inspector_works_a_queue_of_20_by_keyboard_only(review_line, make_user, 
     screenshot(page, "review-queue-empty")
     items = ReviewItem.objects.filter(inspection__line=line).order_by("pk")
     assert sorted(seen) == [item.pk for item in items]
-    assert all(item.decided_by == ana and item.time_spent_ms is not None for item in items)
+    assert all(item.inspector == ana and item.time_spent_ms is not None for item in items)
     outcomes = [Decision.objects.get(inspection=i.inspection).outcome for i in items]
     assert outcomes.count("reject") == 5 and outcomes.count("accept") == 15
     assert dialogs == []

@@ -2,6 +2,7 @@
 
 from inspection import services
 from inspection.models import Line
+from ml import services as ml_services
 from review.services import decide_review_item
 from tests.helpers import seed_inspection, seed_model_version
 
@@ -22,7 +23,7 @@ def shadow_line_with_evidence(make_user):
     line = services.create_line(name="press-4", level="shadow")
     station, _ = services.create_station(line=line, name="cam-1")
     version = seed_model_version("v1")
-    services.activate_model(line=line, model_version=version, changed_by="cli")
+    ml_services.set_active_version(line=line, model_version=version, changed_by="cli")
     inspector = make_user("ivy", "inspector", [line])
     for i, (p, human) in enumerate(KNOWN_SET):
         item = seed_inspection(station, f"k-{i}", probability=p, model_version=version).review_item

@@ -1,6 +1,6 @@
 import pytest
 
-from inspection import services
+from ml import services as ml_services
 from review.services import decide_review_item
 from tests.helpers import seed_inspection, seed_model_version
 
@@ -39,7 +39,7 @@ def shadow_line(make_line, station_with_token, make_user):
     line = make_line(name="press-4", level="shadow")
     station, _ = station_with_token(line)
     version = seed_model_version("v1")
-    services.activate_model(line=line, model_version=version, changed_by="cli")
+    ml_services.set_active_version(line=line, model_version=version, changed_by="cli")
     inspector = make_user("ivy", role="inspector", lines=[line])
     for i, (p, human) in enumerate(KNOWN_SET):
         item = seed_inspection(station, f"k-{i}", probability=p, model_version=version).review_item

@@ -5,10 +5,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from inspection import console, services
+from inspection import console
 from inspection.console import AgreementItem, Effect
 from inspection.errors import LineRuleBroken
 from inspection.models import Line, LineChange, ReviewItem
+from ml import services as ml_services
 from review.services import decide_review_item
 from tests.helpers import seed_inspection, seed_model_version
 
@@ -32,7 +33,7 @@ def partial_line(make_line, station_with_token, make_user):
     line = make_line(name="press-7", level="partial", accept_threshold=0.2, reject_threshold=0.8)
     station, _ = station_with_token(line)
     version = seed_model_version("v7")
-    services.activate_model(line=line, model_version=version, changed_by="cli")
+    ml_services.set_active_version(line=line, model_version=version, changed_by="cli")
     inspector = make_user("ivy", role="inspector", lines=[line])
 
     def seed(external_id, p, *, received_at, human=None, decided_at=None):
@@ -175,7 +176,7 @@ def test_raise_below_the_minimum_is_refused_and_changes_nothing(shadow_line, set
     settings.LOUPE_MIN_AGREEMENT_ITEMS = 9
     changes_before = LineChange.objects.count()
     with pytest.raises(LineRuleBroken, match="needs 9 agreement items .* this line has 8"):
-        console.change_line_policy(
+        console.change_routing_policy(
             line=shadow_line,
             level="partial",
             accept_threshold=0.1,
@@ -194,7 +195,7 @@ def test_raise_below_the_minimum_is_refused_and_changes_nothing(shadow_line, set
 
 def test_override_with_a_reason_is_recorded(shadow_line, settings):
     settings.LOUPE_MIN_AGREEMENT_ITEMS = 9
-    changed = console.change_line_policy(
+    changed = console.change_routing_policy(
         line=shadow_line,
         level="partial",
         accept_threshold=0.2,
@@ -216,7 +217,7 @@ def test_override_with_a_reason_is_recorded(shadow_line, settings):
 
 def test_enough_evidence_needs_no_override(shadow_line, settings):
     settings.LOUPE_MIN_AGREEMENT_ITEMS = 8
-    changed = console.change_line_policy(
+    changed = console.change_routing_policy(
         line=shadow_line,
         level="partial",
         accept_threshold=0.1,
@@ -229,7 +230,7 @@ def test_enough_evidence_needs_no_override(shadow_line, settings):
         ("accept_threshold", "0.2", "0.1"),
         ("reject_threshold", "0.8", "0.9"),
     ]
-    rows = shadow_line.changes.exclude(field="active_model").values_list(
+    rows = shadow_line.changes.exclude(field__in=["active_model", "members"]).values_list(
         "field", "old_value", "new_value", "changed_by", "reason"
     )
     assert sorted(rows) == [
@@ -247,11 +248,11 @@ def test_a_change_confirmed_for_an_older_version_of_the_line_is_refused(db, make
     line = make_line(name="race", level="shadow")
     seen = console.line_version(line)
     # another supervisor's change lands first
-    console.change_line_policy(
+    console.change_routing_policy(
         line=line, level="assist", accept_threshold=0.2, reject_threshold=0.8, changed_by="sam"
     )
     with pytest.raises(LineChangedMeanwhile):
-        console.change_line_policy(
+        console.change_routing_policy(
             line=line,
             level="human_only",
             accept_threshold=0.1,

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from pycocotools.coco import COCO
 
-from datasets import exporters, services
-from datasets.models import DatasetExport, DatasetItem, RunState
+from datasets import dispatch, exporters, services
+from datasets.models import DatasetExport, DatasetItem, ExportImportState
 from datasets.services import freeze_dataset, version_hash_of
 from ml.engine.dataset import load_coco_folder
 from tests.datasets.conftest import SCRATCH
@@ -178,7 +178,7 @@ def test_an_export_runs_after_commit_and_records_its_progress(
     version, data_team, settings, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        record, created = services.start_export(version=version, fmt="coco", user=data_team)
+        record, created = dispatch.start_export(version=version, fmt="coco", user=data_team)
     record.refresh_from_db()
     assert created
     assert (record.state, record.done, record.total, record.error) == ("done", 4, 4, "")
@@ -194,12 +194,12 @@ def test_asking_again_while_an_export_waits_returns_that_export(
     version, data_team, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
-        first, created = services.start_export(version=version, fmt="yolo", user=data_team)
-        again, created_again = services.start_export(version=version, fmt="yolo", user=data_team)
-        other, created_other = services.start_export(version=version, fmt="csv", user=data_team)
+        first, created = dispatch.start_export(version=version, fmt="yolo", user=data_team)
+        again, created_again = dispatch.start_export(version=version, fmt="yolo", user=data_team)
+        other, created_other = dispatch.start_export(version=version, fmt="csv", user=data_team)
     assert (created, created_again, created_other) == (True, False, True)
     assert again == first and other != first
-    assert DatasetExport.objects.filter(state=RunState.QUEUED).count() == 2
+    assert DatasetExport.objects.filter(state=ExportImportState.QUEUED).count() == 2
 
 
 def test_a_failed_export_is_marked_failed_and_leaves_no_file(
@@ -207,7 +207,7 @@ def test_a_failed_export_is_marked_failed_and_leaves_no_file(
 ):
     DatasetItem.objects.filter(pk=version.items.last().pk).update(image="images/00/missing.png")
     with django_capture_on_commit_callbacks(execute=True):
-        record, _ = services.start_export(version=version, fmt="coco", user=data_team)
+        record, _ = dispatch.start_export(version=version, fmt="coco", user=data_team)
     record.refresh_from_db()
     assert record.state == "failed"
     assert "missing from storage" in record.error
@@ -218,7 +218,7 @@ def test_a_failed_export_is_marked_failed_and_leaves_no_file(
 
 def test_an_unknown_format_is_refused(version):
     with pytest.raises(services.InvalidInput, match="format must be one of"):
-        services.start_export(version=version, fmt="pascal")
+        dispatch.start_export(version=version, fmt="pascal")
     assert DatasetExport.objects.count() == 0
 
 
@@ -232,8 +232,8 @@ def test_zips_older_than_the_keep_days_are_removed_and_the_download_says_why(
 
     settings.LOUPE_EXPORT_KEEP_DAYS = 7
     with django_capture_on_commit_callbacks(execute=True):
-        old, _ = services.start_export(version=version, fmt="coco", user=data_team)
-        recent, _ = services.start_export(version=version, fmt="csv", user=data_team)
+        old, _ = dispatch.start_export(version=version, fmt="coco", user=data_team)
+        recent, _ = dispatch.start_export(version=version, fmt="csv", user=data_team)
     DatasetExport.objects.filter(pk=old.pk).update(
         finished_at=timezone.now() - timedelta(days=7, minutes=1)
     )
@@ -269,9 +269,9 @@ def test_a_finished_export_clears_out_the_expired_ones(
     from django.utils import timezone
 
     with django_capture_on_commit_callbacks(execute=True):
-        old, _ = services.start_export(version=version, fmt="coco", user=data_team)
+        old, _ = dispatch.start_export(version=version, fmt="coco", user=data_team)
     DatasetExport.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=30))
     with django_capture_on_commit_callbacks(execute=True):
-        services.start_export(version=version, fmt="yolo", user=data_team)
+        dispatch.start_export(version=version, fmt="yolo", user=data_team)
     assert not (Path(settings.MEDIA_ROOT) / old.file_name).exists()
     assert DatasetExport.objects.get(pk=old.pk).removed_at is not None

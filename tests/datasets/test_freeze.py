@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from datasets.models import DatasetItem, DatasetVersion
 from datasets.services import freeze_dataset, split_for
-from inspection.errors import InvalidInput
+from loupe.common.errors import InvalidInput
 from tests.datasets.conftest import DENT, SCRATCH
 from tests.helpers import seed_inspection
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets import exporters, importers, services
+from datasets import dispatch, exporters, importers
 from datasets.importers import IMPORT_STATION, ImportRefused, import_archive
 from datasets.models import DatasetImport
 from datasets.services import freeze_dataset
@@ -292,7 +292,7 @@ def test_run_import_records_problems_and_removes_the_upload(
 
     upload = SimpleUploadedFile("bad.zip", make_zip({"ok/a.png": b"nope", "ok/b.png": png(24)}))
     with django_capture_on_commit_callbacks(execute=True):
-        record = services.start_import(
+        record = dispatch.start_import(
             line=other_line, fmt="imagefolder", upload=upload, user=data_team
         )
     record.refresh_from_db()
@@ -305,7 +305,7 @@ def test_run_import_records_problems_and_removes_the_upload(
     assert not list((Path(settings.MEDIA_ROOT) / "imports").iterdir())
     good = SimpleUploadedFile("good.zip", make_zip({"ok/b.png": png(24)}))
     with django_capture_on_commit_callbacks(execute=True):
-        record = services.start_import(
+        record = dispatch.start_import(
             line=other_line, fmt="imagefolder", upload=good, user=data_team
         )
     record.refresh_from_db()
@@ -319,7 +319,7 @@ def test_an_oversized_upload_is_refused_before_it_is_kept(other_line, data_team,
     settings.LOUPE_IMPORT_MAX_BYTES = 10
     upload = SimpleUploadedFile("big.zip", b"x" * 11)
     with pytest.raises(ImportRefused, match="the archive is 11 bytes; the limit is 10 bytes"):
-        services.start_import(line=other_line, fmt="coco", upload=upload, user=data_team)
+        dispatch.start_import(line=other_line, fmt="coco", upload=upload, user=data_team)
     assert DatasetImport.objects.count() == 0
     imports = Path(settings.MEDIA_ROOT) / "imports"
     assert not imports.exists() or not list(imports.iterdir())

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from inspection import services
-from ml import inference
+from inspection import inference, services, submission
+from ml import services as ml_services
 from ml.services import register_model_version
 from tests.helpers import image_bytes
 
@@ -41,20 +41,20 @@ def test_the_next_inspection_uses_a_newly_activated_version(two_versions, make_l
 
     old, new = two_versions
     line = make_line(name="press", level="full")
-    services.activate_model(line=line, model_version=old, changed_by="test")
+    ml_services.set_active_version(line=line, model_version=old, changed_by="test")
     station, _ = services.create_station(line=line, name="cam")
 
     def submit(external_id, seed):
         image = validate_image(image_bytes(seed=seed), max_bytes=10**7, max_pixels=10**8)
-        inspection, _ = services.submit_inspection(
+        inspection, _ = submission.submit_inspection(
             station=station, external_id=external_id, image=image, metadata={}
         )
         return inspection
 
     assert submit("A", 1).predictions.get().model_version == old
-    services.activate_model(line=line, model_version=new, changed_by="test")
+    ml_services.set_active_version(line=line, model_version=new, changed_by="test")
     assert submit("B", 2).predictions.get().model_version == new
-    services.activate_model(line=line, model_version=old, changed_by="test")  # rollback
+    ml_services.set_active_version(line=line, model_version=old, changed_by="test")  # rollback
     assert submit("C", 3).predictions.get().model_version == old
 
 
@@ -63,17 +63,19 @@ def test_warm_up_loads_the_versions_lines_ask_and_skips_a_broken_one(
     two_versions, make_line, settings
 ):
     served, human_only = two_versions
-    services.activate_model(
+    ml_services.set_active_version(
         line=make_line(name="a", level="shadow"), model_version=served, changed_by="t"
     )
     # a human-only line never asks its model: loading it would only cost memory
-    services.activate_model(line=make_line(name="h"), model_version=human_only, changed_by="t")
+    ml_services.set_active_version(
+        line=make_line(name="h"), model_version=human_only, changed_by="t"
+    )
     # ...but a version another line asks is loaded, whatever a human-only line does with it
-    services.activate_model(line=make_line(name="h2"), model_version=served, changed_by="t")
+    ml_services.set_active_version(line=make_line(name="h2"), model_version=served, changed_by="t")
     path = settings.LOUPE_MODEL_DIR / "broken.pt"
     path.write_bytes((settings.LOUPE_MODEL_DIR / "tiny-copy.pt").read_bytes() + b"\0\0")
     broken = register_model_version(artifact=path, name="tiny-broken")
-    services.activate_model(
+    ml_services.set_active_version(
         line=make_line(name="b", level="full"), model_version=broken, changed_by="t"
     )
     path.write_bytes(b"tampered")

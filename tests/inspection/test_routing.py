@@ -3,8 +3,8 @@
 import pytest
 
 from inspection.routing import (
-    Policy,
     Route,
+    RoutingPolicy,
     is_audit_sample,
     level_runs_model,
     route_fail_safe,
@@ -14,7 +14,7 @@ from inspection.routing import (
 
 
 def policy(level, accept=0.2, reject=0.8, fail_safe="review", audit=0.0):
-    return Policy(level, accept, reject, fail_safe, audit)
+    return RoutingPolicy(level, accept, reject, fail_safe, audit)
 
 
 def test_human_only_never_runs_the_model_and_reviews_every_item():

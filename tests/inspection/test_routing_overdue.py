@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from inspection import services
+from inspection import decisions, services
 from inspection.images import validate_image
 from inspection.models import Inspection, InspectionStatus
 from tests.helpers import image_bytes
@@ -43,7 +43,7 @@ def test_only_items_well_past_their_budget_get_the_fail_safe(make_line):
     assert lost.fail_safe_reason == "budget_missed"
     assert lost.review_item is not None
     assert waiting.status == InspectionStatus.RECEIVED
-    assert services.route_overdue_inspections() == 0  # never routed twice
+    assert decisions.route_overdue_inspections() == 0  # never routed twice
 
 
 def test_prepare_to_judge_routes_the_overdue_before_loading_models(make_line):

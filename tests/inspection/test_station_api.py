@@ -246,9 +246,11 @@ def age_human_decisions(inspection, seconds=None):
     from datetime import timedelta
 
     from django.conf import settings
-    from django.utils import timezone
+    from django.db.models import F
 
     seconds = settings.LOUPE_UNDO_WINDOW_S + 1 if seconds is None else seconds
+    # as if the seconds had passed: every stored moment of the decision moves back together
     Decision.objects.filter(inspection=inspection).update(
-        decided_at=timezone.now() - timedelta(seconds=seconds)
+        decided_at=F("decided_at") - timedelta(seconds=seconds),
+        final_at=F("final_at") - timedelta(seconds=seconds),
     )

@@ -11,7 +11,7 @@ from inspection import tasks as inspection_tasks
 from inspection.images import validate_image
 from inspection.models import Inspection, InspectionStatus
 from ml import pipeline, services
-from ml.models import RunState, StepState
+from ml.models import PipelineRunState, StepState
 from tests.helpers import image_bytes
 from tests.ml_registry.conftest import TINY_RUN
 
@@ -31,10 +31,10 @@ def line(worker, model_version, tmp_path):
     """A full-automation line serving the tiny model, with 60 labeled generated images."""
     from django.contrib.auth import get_user_model
 
+    from demo.loop_scenario import truth_of
     from labeling.services import save_annotation
     from ml.engine.dataset import load_coco_folder
     from ml.engine.generator import SurfaceConfig, generate_dataset
-    from ml.loop_scenario import truth_of
 
     line = inspection_services.create_line(
         name="press-int", level="human_only", latency_budget_ms=60_000
@@ -88,12 +88,15 @@ def test_a_run_goes_through_the_worker_and_its_candidate_takes_over_without_a_re
 ):
     run = pipeline.start_run(line=line, config=TINY_RUN)
     wait(
-        lambda: run.__class__.objects.get(pk=run.pk).state in (RunState.SUCCEEDED, RunState.FAILED),
+        lambda: (
+            run.__class__.objects.get(pk=run.pk).state
+            in (PipelineRunState.SUCCEEDED, PipelineRunState.FAILED)
+        ),
         timeout=300,
         what=f"run {run.pk} did not finish:\n{worker.text()[-3000:]}",
     )
     run.refresh_from_db()
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == PipelineRunState.SUCCEEDED, run.error
     assert set(run.steps.values_list("state", flat=True)) == {StepState.SUCCEEDED}
     assert "ml.run_pipeline_step" in worker.text()
     candidate = run.candidate

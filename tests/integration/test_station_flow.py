@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 import requests
 from django.conf import settings
-from django.utils import timezone
+from django.db.models import F
 
 from inspection import services
 from inspection.models import Decision, Inspection, Prediction, ReviewItem
+from ml import services as ml_services
 from review.services import decide_review_item
 from tests.helpers import image_bytes
 
@@ -41,7 +42,7 @@ def real_model(trained_artifact, settings):
 def station(live_server, real_model, worker):
     def make(level, **line_kwargs):
         line = services.create_line(name=f"line-{level}", level=level, **line_kwargs)
-        services.activate_model(line=line, model_version=real_model, changed_by="test")
+        ml_services.set_active_version(line=line, model_version=real_model, changed_by="test")
         _, token = services.create_station(line=line, name="cam-1")
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
@@ -80,8 +81,9 @@ def test_shadow_records_the_model_and_the_agreement_when_a_human_decides(
     assert item.model_agrees is (prediction.defect_probability >= inspection.reject_threshold)
     polled = session.get(f"{url}{inspection.pk}/", timeout=10).json()
     assert polled["decision"] == "review"  # still undoable by the inspector
+    passed = timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S + 1)  # as if the window had passed
     Decision.objects.filter(inspection=inspection).update(
-        decided_at=timezone.now() - timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S + 1)
+        decided_at=F("decided_at") - passed, final_at=F("final_at") - passed
     )
     polled = session.get(f"{url}{inspection.pk}/", timeout=10).json()
     assert (polled["decision"], polled["decided_by"]) == ("reject", "human")

@@ -10,6 +10,7 @@ from PIL import Image
 
 from inspection import services
 from inspection.models import Decision, Inspection, InspectionStatus, Prediction
+from ml import services as ml_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,7 +43,7 @@ def test_killed_worker_task_is_redelivered_and_decided_once(
         latency_budget_ms=120_000,
         audit_fraction=0.0,
     )
-    services.activate_model(line=line, model_version=model, changed_by="test")
+    ml_services.set_active_version(line=line, model_version=model, changed_by="test")
     _, token = services.create_station(line=line, name="cam-1")
 
     first = start_worker("doomed", **REDELIVERY)

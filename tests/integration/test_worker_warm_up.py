@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from inspection import services
+from ml import services as ml_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +21,7 @@ def test_an_inference_worker_loads_the_served_model_before_any_item_and_others_d
         shutil.copy(trained_artifact, target)
     model = register_model_version(artifact=target, name="tiny")
     line = services.create_line(name="line-warm", level="full")
-    services.activate_model(line=line, model_version=model, changed_by="test")
+    ml_services.set_active_version(line=line, model_version=model, changed_by="test")
 
     # the export worker starts first, so it has had longer than the other to warm up
     exporter = start_worker("warm-datasets", queues="datasets")

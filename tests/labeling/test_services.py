@@ -5,10 +5,10 @@ import threading
 import pytest
 from django.db import connection
 
-from inspection.errors import InvalidInput
 from inspection.models import Line
 from labeling import services
 from labeling.models import AnnotationRevision, LabelSource
+from loupe.common.errors import InvalidInput
 from tests.labeling.conftest import MODEL_BOX
 
 SHIFTED = {**MODEL_BOX, "x0": 12.0, "x1": 42.0}  # IoU 0.875 with MODEL_BOX

@@ -1,10 +1,10 @@
 """The data loop, end to end: a new defect type, inspectors' corrections, a retraining the
-policy starts, and a candidate the gate promotes (ml.loop_scenario, also `manage.py demo_loop`).
+policy starts, and a candidate the gate promotes (demo.loop_scenario, also `manage.py demo_loop`).
 """
 
 import pytest
 
-from ml.loop_scenario import LoopSettings, run_loop, table
+from demo.loop_scenario import LoopSettings, run_loop, table
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -72,7 +72,7 @@ def supervisor(make_user, line):
 def label_images(station, inspector):
     """label_images(samples, prefix) -> inspections posted by the station and labeled by the
     inspector with the generator's boxes, through the services the pages use."""
-    from ml.loop_scenario import inspect_and_label
+    from demo.loop_scenario import inspect_and_label
 
     def label(samples, prefix="SN"):
         return [

@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from inspection import services as inspection_services
+from inspection import submission
 from inspection.models import LineChange
 from ml import services
 from ml.errors import ActiveModelChanged, NotACandidate, NothingToRollBack
@@ -153,7 +154,7 @@ def test_after_promotion_and_rollback_the_next_inspection_uses_the_new_active_mo
 
     def judged_by(external_id, seed):
         image = validate_image(image_bytes(seed=seed), max_bytes=10**7, max_pixels=10**8)
-        inspection, _ = inspection_services.submit_inspection(
+        inspection, _ = submission.submit_inspection(
             station=station, external_id=external_id, image=image, metadata={}
         )
         return inspection.predictions.get().model_version
@@ -166,9 +167,9 @@ def test_after_promotion_and_rollback_the_next_inspection_uses_the_new_active_mo
 
 
 def test_a_policy_change_is_audited_and_bad_values_change_nothing(line):
-    from inspection.errors import InvalidInput
+    from loupe.common.errors import InvalidInput
 
-    services.set_line_policy(
+    services.set_retraining_policy(
         line=line, changed_by="sam", mlops_level="automatic", retrain_every_corrections=50
     )
     assert audit(line) == [
@@ -176,10 +177,10 @@ def test_a_policy_change_is_audited_and_bad_values_change_nothing(line):
         ("retrain_every_corrections", "200", "50", "sam"),
     ]
     with pytest.raises(InvalidInput):
-        services.set_line_policy(line=line, changed_by="sam", gate_margin=2.0)
+        services.set_retraining_policy(line=line, changed_by="sam", gate_margin=2.0)
     with pytest.raises(InvalidInput):
-        services.set_line_policy(line=line, changed_by="sam", mlops_level="yolo")
-    assert services.policy_for(line).gate_margin == 0.01
+        services.set_retraining_policy(line=line, changed_by="sam", mlops_level="yolo")
+    assert services.retraining_policy_for(line).gate_margin == 0.01
     assert len(audit(line)) == 2
 
 

@@ -86,7 +86,7 @@ def test_only_supervisors_and_admins_act(role, make_user, line, versions):
         (reverse("ml:discard", args=[new.pk]), {}),
         (reverse("ml:rollback", args=[line.pk]), {"expected_active": old.pk}),
         (reverse("ml:start-run", args=[line.pk]), {}),
-        (reverse("ml:policy", args=[line.pk]), {"mlops_level": "automatic"}),
+        (reverse("ml:retraining_policy", args=[line.pk]), {"mlops_level": "automatic"}),
     ]
     for url, data in posts:
         assert client.post(url, data).status_code == 403, url
@@ -173,7 +173,7 @@ def test_the_run_page_and_its_status_json_show_each_step(make_user, line, versio
 def test_the_policy_form_changes_the_level_with_an_audit_entry(make_user, line, versions):
     client = client_for(make_user, "supervisor", line)
     client.post(
-        reverse("ml:policy", args=[line.pk]),
+        reverse("ml:retraining_policy", args=[line.pk]),
         {
             "mlops_level": "assisted",
             "retrain_every_corrections": "150",
@@ -182,7 +182,7 @@ def test_the_policy_form_changes_the_level_with_an_audit_entry(make_user, line, 
             "reason": "enough labels",
         },
     )
-    policy = services.policy_for(line)
+    policy = services.retraining_policy_for(line)
     assert (policy.mlops_level, policy.retrain_every_corrections, policy.gate_margin) == (
         "assisted",
         150,
@@ -195,11 +195,11 @@ def test_the_policy_form_changes_the_level_with_an_audit_entry(make_user, line, 
 
 
 def test_showing_the_registry_writes_nothing(make_user, line, versions):
-    from ml.models import LinePolicy
+    from ml.models import RetrainingPolicy
 
     client = client_for(make_user, "supervisor", line)
     changes = LineChange.objects.count()
     assert client.get(reverse("ml:registry")).status_code == 200
     assert client.get(reverse("ml:version", args=[versions[1].pk])).status_code == 200
-    assert not LinePolicy.objects.exists()
+    assert not RetrainingPolicy.objects.exists()
     assert LineChange.objects.count() == changes

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.access import visible_review_items
 from inspection.models import Decision, InspectionStatus, ReviewItem
+from inspection.selectors import visible_review_items
 from review import services
 from review.errors import AlreadyDecided, ClaimedByOther, UndoNotAllowed
 from review.models import ReviewAction, ReviewEvent

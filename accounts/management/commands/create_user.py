@@ -2,9 +2,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.roles import ROLES
 from accounts.services import create_user
-from inspection.errors import InvalidInput
+from loupe.common.errors import InvalidInput
+from loupe.common.permissions import ROLES
 
 
 class Command(BaseCommand):

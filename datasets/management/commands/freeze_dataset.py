@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
 from datasets import services
-from inspection.errors import LoupeError
-from inspection.management.commands._lookup import as_command_error
+from loupe.common.errors import LoupeError
+from loupe.common.lookup import as_command_error
 
 
 class Command(BaseCommand):

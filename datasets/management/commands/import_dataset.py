@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from datasets import importers
 from datasets.models import ImportFormat
-from inspection.management.commands._lookup import line_named
+from inspection.models import Line
+from loupe.common.lookup import named
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", required=True, help="who vouches for the labels")
 
     def handle(self, *args, **opts):
-        line = line_named(opts["line"])
+        line = named(Line.objects.all(), opts["line"], kind="line")
         user = get_user_model().objects.filter(username=opts["user"]).first()
         if user is None:
             raise CommandError(f"no user named {opts['user']!r}")

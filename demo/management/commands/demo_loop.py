@@ -4,9 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from demo.loop_scenario import LoopSettings, run_loop, table
 from inspection.models import Line
 from ml.engine.generator import ALL_CLASSES
-from ml.loop_scenario import LoopSettings, run_loop, table
 
 
 class Command(BaseCommand):

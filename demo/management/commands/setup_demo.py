@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from accounts.services import create_user
-from inspection import services
+from inspection import services, submission
 from inspection.images import validate_image
 from inspection.models import Line, Station
 from ml.services import describe_metrics, set_active_version, train_and_register_model
@@ -63,7 +63,7 @@ class Command(BaseCommand):
         if station is None:
             station, token = services.create_station(line=line, name=DEMO_STATION)
         else:
-            token = services.rotate_station_token(station=station)
+            token = services.rotate_station_token(station=station, changed_by="setup_demo")
         opts["token_file"].parent.mkdir(parents=True, exist_ok=True)
         opts["token_file"].write_text(token + "\n")
         opts["token_file"].chmod(0o600)
@@ -82,7 +82,13 @@ class Command(BaseCommand):
         for username, password, role in DEMO_USERS:
             if not users.filter(username=username).exists():
                 lines = [] if role == "admin" else [DEMO_LINE, SHADOW_LINE]
-                create_user(username=username, role=role, line_names=lines, password=password)
+                create_user(
+                    username=username,
+                    role=role,
+                    line_names=lines,
+                    password=password,
+                    changed_by="setup_demo",
+                )
         self.stdout.write(f"station {station.name}: token written to {opts['token_file']}")
 
     def _seed(self, line, folder: Path):
@@ -96,7 +102,7 @@ class Command(BaseCommand):
                 max_bytes=settings.LOUPE_MAX_IMAGE_BYTES,
                 max_pixels=settings.LOUPE_MAX_IMAGE_PIXELS,
             )
-            services.submit_inspection(
+            submission.submit_inspection(
                 station=station, external_id=path.stem, image=image, metadata={"demo": True}
             )
         self.stdout.write(f"line {line.name}: {len(images)} items posted, waiting for review")

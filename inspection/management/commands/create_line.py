@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand
 
 from inspection import services
-from inspection.errors import LoupeError
-from inspection.management.commands._lookup import as_command_error
 from inspection.models import AutomationLevel, FailSafeAction
+from loupe.common.errors import LoupeError
+from loupe.common.lookup import as_command_error
 
 
 class Command(BaseCommand):

@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand
 
 from inspection import services
-from inspection.errors import LoupeError
-from inspection.management.commands._lookup import as_command_error, line_named
+from inspection.models import Line
+from loupe.common.errors import LoupeError
+from loupe.common.lookup import as_command_error, named
 
 
 class Command(BaseCommand):
@@ -13,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("name")
 
     def handle(self, *args, **opts):
-        line = line_named(opts["line"])
+        line = named(Line.objects.all(), opts["line"], kind="line")
         try:
             station, token = services.create_station(line=line, name=opts["name"])
         except LoupeError as exc:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from inspection.services import route_overdue_inspections
+from inspection.decisions import route_overdue_inspections
 
 
 class Command(BaseCommand):

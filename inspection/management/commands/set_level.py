@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
 from inspection import services
-from inspection.management.commands._lookup import line_named
-from inspection.models import AutomationLevel
+from inspection.models import AutomationLevel, Line
+from loupe.common.lookup import named
 
 
 class Command(BaseCommand):
@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--reason", default="")
 
     def handle(self, *args, **opts):
-        line = line_named(opts["line"])
+        line = named(Line.objects.all(), opts["line"], kind="line")
         old = line.automation_level
         line = services.set_line_level(
             line=line, level=opts["level"], changed_by="cli", reason=opts["reason"]

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from inspection.management.commands._lookup import line_named
+from inspection.models import Line
+from loupe.common.lookup import named
 from ml.models import ModelVersion
 from ml.services import set_active_version
 
@@ -14,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--reason", default="")
 
     def handle(self, *args, **opts):
-        line = line_named(opts["line"])
+        line = named(Line.objects.all(), opts["line"], kind="line")
         key = opts["version"]
         version = ModelVersion.objects.filter(name=key).first()
         if version is None and key.isdigit():

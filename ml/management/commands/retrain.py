@@ -3,10 +3,11 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inspection.errors import LoupeError
-from inspection.management.commands._lookup import line_named
+from inspection.models import Line
+from loupe.common.errors import LoupeError
+from loupe.common.lookup import named
 from ml import pipeline
-from ml.models import PipelineRun, RunState
+from ml.models import PipelineRun, PipelineRunState
 
 
 class Command(BaseCommand):
@@ -39,7 +40,8 @@ class Command(BaseCommand):
                 if not opts["line"]:
                     raise CommandError("name a line, or --retry RUN_ID")
                 run = pipeline.start_run(
-                    line=line_named(opts["line"]), config=self._overrides(opts["set"])
+                    line=named(Line.objects.all(), opts["line"], kind="line"),
+                    config=self._overrides(opts["set"]),
                 )
         except LoupeError as error:
             raise CommandError(error.message) from None
@@ -68,10 +70,10 @@ class Command(BaseCommand):
                     seen[step.name] = step.state
                     took = f" in {step.duration_s:.1f}s" if step.finished_at else ""
                     self.stdout.write(f"  {step.name}: {step.state}{took} {step.error}".rstrip())
-            if run.state in (RunState.SUCCEEDED, RunState.FAILED):
+            if run.state in (PipelineRunState.SUCCEEDED, PipelineRunState.FAILED):
                 break
             time.sleep(1.0)
-        if run.state == RunState.FAILED:
+        if run.state == PipelineRunState.FAILED:
             raise CommandError(f"run {run.pk} failed: {run.error}")
         gate = run.candidate.evaluation.get("gate", {})
         self.stdout.write(

@@ -2,7 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from inspection.management.commands._lookup import line_named
+from inspection.models import Line
+from loupe.common.lookup import named
 from ml.services import describe_metrics, set_active_version, train_and_register_model
 
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default=None)
 
     def handle(self, *args, **opts):
-        line = line_named(opts["line"])
+        line = named(Line.objects.all(), opts["line"], kind="line")
         version = train_and_register_model(
             data_dir=opts["data_dir"],
             name=opts["name"],

@@ -1,6 +1,8 @@
 """Strict readers of environment variables: a malformed value stops startup with its name."""
 
 import os
+import secrets
+from pathlib import Path
 
 
 class ImproperlyConfiguredEnv(RuntimeError):
@@ -45,3 +47,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value == "":
         return default
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def secret_key_file(path: Path) -> str:
+    """The embedded mode's SECRET_KEY: made once, kept in `path` (mode 0600), read after.
+
+    Created exclusively, so two processes that start together agree on one key.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()

@@ -1,27 +1,54 @@
 """Loupe settings, read from the environment (see .env.example).
 
 Without DATABASE_URL and CELERY_BROKER_URL, Loupe runs embedded: SQLite and tasks executed
-in-process, so a first run needs no service. DEBUG is off unless DEBUG=1; with it off,
-SECRET_KEY and ALLOWED_HOSTS must be set (see .env.example).
+in-process under LOUPE_VAR_DIR (./var), so a first run needs no service and no variable; its
+SECRET_KEY is generated once into var/secret_key. DEBUG is off unless DEBUG=1. With a database
+or broker set (a production install), SECRET_KEY and ALLOWED_HOSTS must be set too.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
 
-from loupe.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str
+from loupe.env import (
+    ImproperlyConfiguredEnv,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    secret_key_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LOUPE_VAR_DIR", str(BASE_DIR / "var")))
+EMBEDDED = not os.environ.get("DATABASE_URL") and not os.environ.get("CELERY_BROKER_URL")
+if EMBEDDED:
+    # a fresh clone has no var/: the SQLite file, media and models live there
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# the value .env.example shows: copying the example must not give a known key
+PLACEHOLDER_SECRET_KEY = "change-me-to-a-long-random-string"
 DEBUG = env_bool("DEBUG", False)
-if DEBUG:
-    SECRET_KEY = env_str("SECRET_KEY", "insecure-dev-key-only-for-debug")
+if os.environ.get("SECRET_KEY"):
+    SECRET_KEY = os.environ["SECRET_KEY"]
+    if not DEBUG and (SECRET_KEY == PLACEHOLDER_SECRET_KEY or SECRET_KEY.startswith("insecure")):
+        raise ImproperlyConfiguredEnv(
+            "SECRET_KEY is the example's placeholder: set a long random value "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
+elif DEBUG:
+    SECRET_KEY = "insecure-dev-key-only-for-debug"
+elif EMBEDDED:
+    SECRET_KEY = secret_key_file(VAR_DIR / "secret_key")
 else:
-    SECRET_KEY = env_str("SECRET_KEY")
-    if SECRET_KEY.startswith("insecure"):
-        raise ImproperlyConfiguredEnv("SECRET_KEY must be a real secret when DEBUG=0")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+    raise ImproperlyConfiguredEnv(
+        "SECRET_KEY must be set: DATABASE_URL or CELERY_BROKER_URL is set, so this is not the "
+        "embedded mode. Set SECRET_KEY and ALLOWED_HOSTS as .env.example shows (or unset both "
+        "URLs to run embedded, with SQLite under LOUPE_VAR_DIR)."
+    )
+LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", LOCAL_HOSTS if DEBUG or EMBEDDED else [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -126,8 +153,9 @@ LOUPE_MODEL_DIR = Path(env_str("LOUPE_MODEL_DIR", str(VAR_DIR / "models")))
 WHITENOISE_USE_FINDERS = True
 
 if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    # embedded serves plain http on localhost; a production install sits behind TLS
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not EMBEDDED)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not EMBEDDED)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # Uploads: the byte limit is checked before decoding, the pixel limit before pixels are

@@ -19,14 +19,26 @@ MAX_EXTERNAL_ID = 128
 MAX_METADATA_BYTES = 16 * 1024
 
 
-def _contains_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
+MAX_METADATA_DEPTH = 32
+
+
+def _metadata_problem(metadata) -> str | None:
+    """Why the decoded metadata cannot be stored, or None. Iterative, so no nesting can
+    exhaust the stack (a recursive walk of 900 levels did: an HTML 500)."""
+    stack = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list) and depth > MAX_METADATA_DEPTH:
+            return f"metadata nests objects and arrays deeper than {MAX_METADATA_DEPTH} levels"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return "metadata must not contain NUL characters"
+        elif isinstance(value, dict):
+            stack.extend((key, depth) for key in value)
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return None
 
 
 def parse_metadata(raw: str) -> dict:
@@ -39,8 +51,9 @@ def parse_metadata(raw: str) -> dict:
         raise InvalidInput(f"metadata is not valid JSON: {exc}", field="metadata") from None
     if not isinstance(metadata, dict):
         raise InvalidInput("metadata must be a JSON object", field="metadata")
-    if _contains_nul(metadata):
-        raise InvalidInput("metadata must not contain NUL characters", field="metadata")
+    problem = _metadata_problem(metadata)
+    if problem:
+        raise InvalidInput(problem, field="metadata")
     return metadata
 
 

@@ -400,6 +400,24 @@ def test_metadata_that_is_not_a_json_object_is_refused_and_nothing_is_stored(
     nothing_stored()
 
 
+@pytest.mark.parametrize("levels", [33, 300, 900, 2000])
+def test_deeply_nested_metadata_is_refused_and_nothing_is_stored(
+    station_client, nothing_stored, levels
+):
+    """900 levels of {"a": ...} (about 5 KB) once got an HTML 500 (RecursionError)."""
+    raw = '{"a":' * levels + "1" + "}" * levels
+    response = post(station_client, metadata=raw)
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"] == "invalid_input"
+    assert response.json()["field"] == "metadata"
+    nothing_stored()
+
+
+def test_metadata_32_levels_deep_is_accepted(station_client):
+    raw = '{"a":' * 31 + '{"lot": "L-42"}' + "}" * 31
+    assert post(station_client, metadata=raw).status_code == 201
+
+
 def test_metadata_over_16_kb_is_refused_and_nothing_is_stored(station_client, nothing_stored):
     raw = '{"note": "' + "x" * (16 * 1024) + '"}'
     response = post(station_client, metadata=raw)

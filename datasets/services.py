@@ -232,12 +232,18 @@ def export_path(export: DatasetExport) -> Path:
 
 
 def mark_unsent(model, object_id: int) -> None:
-    """A run whose task could not be sent fails visibly instead of waiting forever."""
-    model.objects.filter(pk=object_id, state=ExportImportState.QUEUED).update(
+    """A run whose task could not be sent fails visibly instead of waiting forever; an
+    import's uploaded archive goes with it (nothing will ever read it)."""
+    failed = model.objects.filter(pk=object_id, state=ExportImportState.QUEUED).update(
         state=ExportImportState.FAILED,
         error="could not reach the workers; try again",
         finished_at=timezone.now(),
     )
+    if failed and model is DatasetImport:
+        record = DatasetImport.objects.get(pk=object_id)
+        if record.archive_file:
+            (Path(settings.MEDIA_ROOT) / record.archive_file).unlink(missing_ok=True)
+            DatasetImport.objects.filter(pk=object_id).update(archive_file="")
 
 
 def record_export(*, version: DatasetVersion, fmt: str, user=None) -> tuple[DatasetExport, bool]:

@@ -190,6 +190,17 @@ CELERY_RESULT_BACKEND = env_str(
     "cache+memory://" if CELERY_BROKER_URL == "memory://" else CELERY_BROKER_URL,
 )
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", CELERY_BROKER_URL == "memory://")
+if (
+    CELERY_BROKER_URL == "memory://"
+    and not EMBEDDED
+    and "CELERY_TASK_ALWAYS_EAGER" not in os.environ
+):
+    # with PostgreSQL but no broker, every prediction, export and training run would run
+    # inside a web request: say so at start instead
+    raise ImproperlyConfiguredEnv(
+        "CELERY_BROKER_URL must be set when DATABASE_URL is (see .env.example); to run tasks "
+        "in the web process on purpose, set CELERY_TASK_ALWAYS_EAGER=1"
+    )
 CELERY_TASK_EAGER_PROPAGATES = False
 # A killed worker's task must run again: ack after the task, and requeue when the worker dies.
 CELERY_TASK_ACKS_LATE = True

@@ -313,6 +313,28 @@ def test_run_import_records_problems_and_removes_the_upload(
     assert DatasetImport.objects.count() == 2
 
 
+def test_an_import_the_workers_never_got_fails_and_leaves_no_archive(
+    other_line, data_team, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from datasets import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.import_dataset_task, "apply_async", broker_down)
+    upload = SimpleUploadedFile("good.zip", make_zip({"ok/b.png": png(24)}))
+    with django_capture_on_commit_callbacks(execute=True):
+        record = dispatch.start_import(
+            line=other_line, fmt="imagefolder", upload=upload, user=data_team
+        )
+    record.refresh_from_db()
+    assert (record.state, record.error) == ("failed", "could not reach the workers; try again")
+    assert record.archive_file == ""
+    assert not list((Path(settings.MEDIA_ROOT) / "imports").iterdir())
+
+
 def test_an_oversized_upload_is_refused_before_it_is_kept(other_line, data_team, settings):
     from django.core.files.uploadedfile import SimpleUploadedFile
 

@@ -71,3 +71,15 @@ def test_the_example_placeholder_secret_is_refused(tmp_path):
     )
     assert refused.returncode != 0
     assert "placeholder" in refused.stderr
+
+
+def test_a_database_without_a_broker_is_refused_at_start(tmp_path):
+    refused = manage(
+        "check",
+        var_dir=tmp_path / "var",
+        DATABASE_URL="postgresql://loupe@127.0.0.1/loupe",
+        SECRET_KEY="a-real-secret-for-this-test-only-0123456789-abcdefghijklmnop",
+        ALLOWED_HOSTS="loupe.example",
+    )
+    assert refused.returncode != 0
+    assert "CELERY_BROKER_URL must be set" in refused.stderr

@@ -332,8 +332,9 @@ def run_export(*, export_id: int) -> None:
     # a failure there is not this export's failure
     try:
         remove_expired_exports()
+        clean_up_orphans()
     except Exception:
-        logger.exception("removing expired exports failed")
+        logger.exception("removing expired exports or orphans failed")
 
 
 def remove_expired_exports(*, now=None) -> int:
@@ -355,6 +356,43 @@ def remove_expired_exports(*, now=None) -> int:
     if removed:
         logger.info("removed %d expired export zips", removed)
     return removed
+
+
+def clean_up_orphans(*, now=None) -> dict:
+    """What a killed worker left behind, STALE_AFTER after its last progress: runs still
+    "running" fail and say so; uploads nothing will read and half-written zips are removed.
+
+    Safe to repeat and beside live work: a live run writes its heartbeat (updated_at) as it
+    goes, and its files are younger than STALE_AFTER. Returns {"failed": n, "files": n}.
+    """
+    now = now or timezone.now()
+    cutoff = now - STALE_AFTER
+    failed = 0
+    for model in (DatasetExport, DatasetImport):
+        failed += model.objects.filter(
+            state=ExportImportState.RUNNING, updated_at__lt=cutoff
+        ).update(
+            state=ExportImportState.FAILED,
+            error="the worker stopped during this run; start it again",
+            finished_at=now,
+        )
+    waiting = ExportImportState.QUEUED, ExportImportState.RUNNING
+    kept = set(
+        DatasetImport.objects.filter(state__in=waiting).values_list("archive_file", flat=True)
+    )
+    media, removed = Path(settings.MEDIA_ROOT), 0
+    for path in [*media.glob("imports/*.zip"), *media.glob("exports/.export-*.part")]:
+        if path.relative_to(media).as_posix() in kept:
+            continue
+        if path.stat().st_mtime < cutoff.timestamp():
+            path.unlink(missing_ok=True)
+            removed += 1
+    for record in DatasetImport.objects.exclude(state__in=waiting).exclude(archive_file=""):
+        if not (media / record.archive_file).exists():
+            DatasetImport.objects.filter(pk=record.pk).update(archive_file="")
+    if failed or removed:
+        logger.warning("cleaned up %d stopped runs and %d orphaned files", failed, removed)
+    return {"failed": failed, "files": removed}
 
 
 # Importing --------------------------------------------------------------------------------

@@ -275,3 +275,67 @@ def test_a_finished_export_clears_out_the_expired_ones(
         dispatch.start_export(version=version, fmt="yolo", user=data_team)
     assert not (Path(settings.MEDIA_ROOT) / old.file_name).exists()
     assert DatasetExport.objects.get(pk=old.pk).removed_at is not None
+
+
+def test_runs_a_killed_worker_left_are_failed_and_their_files_removed(
+    version, other_line, data_team, settings
+):
+    """A worker killed mid-run leaves a "running" record, its upload and a half-written zip;
+    live work beside it (a fresh heartbeat, a young file) is left alone."""
+    import os
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from datasets.models import DatasetImport
+
+    media = Path(settings.MEDIA_ROOT)
+    (media / "imports").mkdir(parents=True, exist_ok=True)
+    (media / "exports").mkdir(parents=True, exist_ok=True)
+    long_ago = timezone.now() - services.STALE_AFTER - timedelta(minutes=1)
+
+    def file(name: str, *, old: bool) -> Path:
+        path = media / name
+        path.write_bytes(b"partial")
+        if old:
+            os.utime(path, (long_ago.timestamp(), long_ago.timestamp()))
+        return path
+
+    killed = DatasetImport.objects.create(
+        line=other_line,
+        format="coco",
+        archive_name="a.zip",
+        archive_file="imports/killed.zip",
+        created_by=data_team,
+        state=ExportImportState.RUNNING,
+    )
+    live = DatasetImport.objects.create(
+        line=other_line,
+        format="coco",
+        archive_name="b.zip",
+        archive_file="imports/live.zip",
+        created_by=data_team,
+        state=ExportImportState.RUNNING,
+    )
+    DatasetImport.objects.filter(pk=killed.pk).update(updated_at=long_ago)
+    killed_zip, live_zip = file("imports/killed.zip", old=True), file("imports/live.zip", old=True)
+    stray_zip = file("imports/never-recorded.zip", old=True)
+    dead_part = file("exports/.export-dead.part", old=True)
+    writing_part = file("exports/.export-writing.part", old=False)
+    stuck = DatasetExport.objects.create(
+        version=version, format="coco", state=ExportImportState.RUNNING, file_name="exports/x.zip"
+    )
+    DatasetExport.objects.filter(pk=stuck.pk).update(updated_at=long_ago)
+
+    out = io.StringIO()
+    call_command("clean_up_orphans", stdout=out)
+    assert out.getvalue().strip() == "2 stopped runs failed, 3 orphaned files removed"
+    killed.refresh_from_db()
+    stuck.refresh_from_db()
+    assert (killed.state, killed.archive_file) == ("failed", "")
+    assert "worker stopped" in killed.error and stuck.state == "failed"
+    assert DatasetImport.objects.get(pk=live.pk).state == "running"
+    assert not killed_zip.exists() and not stray_zip.exists() and not dead_part.exists()
+    assert live_zip.exists() and writing_part.exists()
+    assert services.clean_up_orphans() == {"failed": 0, "files": 0}  # safe to repeat

@@ -26,6 +26,16 @@ def import_dataset_task(import_id: int) -> None:
     services.run_import(import_id=import_id)  # only the first run of an import does anything
 
 
+@shared_task(name="datasets.clean_up_orphans", acks_late=False)
+def clean_up_orphans_task() -> dict:
+    return services.clean_up_orphans()  # periodic (loupe.periodic)
+
+
+@shared_task(name="datasets.remove_expired_exports", acks_late=False)
+def remove_expired_exports_task() -> int:
+    return services.remove_expired_exports()  # periodic (loupe.periodic)
+
+
 def send_after_commit(task, object_id: int, model) -> None:
     """Send a task after commit; when the broker cannot be reached the run fails visibly
     instead of waiting in the queued state forever."""

@@ -27,6 +27,12 @@ def predict_task(inspection_id: int) -> None:
     services.predict_and_route(inspection_id=inspection_id)
 
 
+@shared_task(name="inspection.route_overdue")
+def route_overdue_task() -> int:
+    """Periodic (loupe.periodic): the fail-safe for items a dead process left unrouted."""
+    return decisions.route_overdue_inspections()
+
+
 def enqueue_prediction(inspection_id: int) -> None:
     """Send the prediction task; if the broker cannot be reached, the fail-safe applies now."""
     try:

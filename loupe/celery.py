@@ -11,6 +11,16 @@ app.autodiscover_tasks()
 _queues: set[str] = set()
 
 
+@app.on_after_finalize.connect
+def _schedule_periodic_jobs(sender, **kwargs):
+    """What `celery -A loupe beat` sends: loupe.periodic's list, the embedded mode's too."""
+    from loupe.periodic import periodic_jobs
+
+    for job in periodic_jobs():
+        options = {"queue": job.queue} if job.queue else {}
+        sender.add_periodic_task(job.every_s, job.task.s(), name=job.task.name, **options)
+
+
 @signals.celeryd_init.connect
 def _remember_queues(sender=None, options=None, **kwargs):
     # read in the main process before the pool forks, so each child sees it

@@ -3,6 +3,7 @@ process in embedded mode): route what a dead process left unrouted, and load the
 
 import logging
 import threading
+import time
 
 logger = logging.getLogger(__name__)
 
@@ -33,5 +34,42 @@ def prepare_in_background() -> threading.Thread:
             connection.close()  # this thread's own connection
 
     thread = threading.Thread(target=run, name="loupe-prepare", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_due_jobs(last_run: dict, *, now: float) -> list[str]:
+    """Run, in this process, each periodic job whose interval has passed; return their names.
+    A failing job is logged and tried again at its next interval."""
+    from loupe.periodic import periodic_jobs
+
+    ran = []
+    for job in periodic_jobs():
+        if now - last_run.get(job.task.name, float("-inf")) < job.every_s:
+            continue
+        last_run[job.task.name] = now
+        try:
+            job.task.apply()
+        except Exception:  # a chore must not stop the others or the process
+            logger.exception("periodic job %s failed", job.task.name)
+        ran.append(job.task.name)
+    return ran
+
+
+def run_periodic_jobs_in_background(*, tick_s: float = 5.0) -> threading.Thread:
+    """The embedded mode's Celery beat: loupe.periodic's jobs in a daemon thread."""
+
+    def loop() -> None:
+        from django.db import connection
+
+        last_run: dict = {}
+        while True:
+            try:
+                run_due_jobs(last_run, now=time.monotonic())
+            finally:
+                connection.close()
+            time.sleep(tick_s)
+
+    thread = threading.Thread(target=loop, name="loupe-periodic", daemon=True)
     thread.start()
     return thread

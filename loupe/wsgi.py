@@ -13,9 +13,11 @@ def _prepare_if_embedded() -> None:
     # rather than on the first station POST, which would miss its budget while loading
     # (and routes what a previous run left unrouted)
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        from loupe.startup import prepare_in_background
+        from loupe.startup import prepare_in_background, run_periodic_jobs_in_background
 
         prepare_in_background()
+        # and what Celery beat does in production: overdue routing, expiry, orphans
+        run_periodic_jobs_in_background()
 
 
 _prepare_if_embedded()

@@ -56,3 +56,36 @@ def test_prepare_to_judge_routes_the_overdue_before_loading_models(make_line):
     lost.refresh_from_db()
     assert lost.status == InspectionStatus.DECIDED
     assert lost.decision.outcome == "reject"
+
+
+def test_the_periodic_jobs_route_the_overdue_in_process_and_on_beat(make_line):
+    """Embedded, a thread runs loupe.periodic's jobs in process; in production Celery beat
+    sends the same list. Either way a lost item gets its fail-safe without a cron entry."""
+    from loupe.celery import app
+    from loupe.startup import run_due_jobs
+
+    line = make_line(name="press", level="full", fail_safe_action="reject")
+    station, _ = services.create_station(line=line, name="cam")
+    lost = stored_but_never_sent(station, "LOST", age_s=120)
+    last_run: dict = {}
+    ran = run_due_jobs(last_run, now=1000.0)
+    assert ran == [
+        "inspection.route_overdue",
+        "datasets.clean_up_orphans",
+        "datasets.remove_expired_exports",
+    ]
+    lost.refresh_from_db()
+    assert (lost.status, lost.decision.outcome) == (InspectionStatus.DECIDED, "reject")
+    assert run_due_jobs(last_run, now=1030.0) == []  # not due again yet
+    assert run_due_jobs(last_run, now=1060.0) == ["inspection.route_overdue"]
+
+    app.finalize(auto=True)
+    beat = {
+        name: (entry["schedule"], entry.get("options"))
+        for name, entry in app.conf.beat_schedule.items()
+    }
+    assert beat == {
+        "inspection.route_overdue": (60.0, {}),
+        "datasets.clean_up_orphans": (600.0, {"queue": "datasets"}),
+        "datasets.remove_expired_exports": (3600.0, {"queue": "datasets"}),
+    }

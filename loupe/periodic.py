@@ -1,0 +1,26 @@
+"""The periodic jobs, one list for both ways Loupe runs them: Celery beat in production
+(`celery -A loupe beat`, scheduled in loupe.celery) and a thread of the embedded process
+(loupe.startup.run_periodic_jobs_in_background), so neither needs a cron entry."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    every_s: float
+    task: object  # a Celery task; the embedded thread runs it in-process
+    queue: str | None = None  # None: the default queue (inference)
+
+
+def periodic_jobs() -> list[PeriodicJob]:
+    # imported here: loupe.celery reads this list when the app is finalized, after Django
+    from datasets import limits
+    from datasets import tasks as dataset_tasks
+    from inspection import tasks as inspection_tasks
+
+    return [
+        # items a dead process left unrouted get their fail-safe within a minute or so
+        PeriodicJob(60.0, inspection_tasks.route_overdue_task),
+        PeriodicJob(600.0, dataset_tasks.clean_up_orphans_task, limits.datasets_queue()),
+        PeriodicJob(3600.0, dataset_tasks.remove_expired_exports_task, limits.datasets_queue()),
+    ]

@@ -7,7 +7,7 @@ TEST_ENV := SECRET_KEY=test-only-not-a-secret ALLOWED_HOSTS=localhost,127.0.0.1,
 	CELERY_BROKER_URL=redis://127.0.0.1:6379/15 \
 	CELERY_RESULT_BACKEND=redis://127.0.0.1:6379/15
 
-.PHONY: venv services test test-engine lint demo bench
+.PHONY: venv services test test-engine lint demo demo-check bench
 
 venv:
 	@scripts/ensure_venv.sh
@@ -28,6 +28,10 @@ lint: venv
 
 demo: venv
 	@scripts/demo.sh
+
+# the demo, set up and checked as its users would use it, then stopped (CI runs it)
+demo-check: venv
+	@scripts/demo.sh --check
 
 bench: venv services
 	$(TEST_ENV) $(PY) bench/station_throughput.py

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Set up and run Loupe embedded (SQLite, tasks in the web process): no service needed.
+# --check: set up, start the server, post one image as the station, log in as each demo user
+# and exit (0 when all of it worked); CI runs it from a clean copy of the tree.
 set -euo pipefail
+CHECK=0
+if [ "${1:-}" = "--check" ]; then CHECK=1; fi
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export DEBUG=1
@@ -18,6 +22,19 @@ fi
 $PY manage.py setup_demo "$DATA" --token-file var/demo-station-token --seed-images var/demo-holdout
 TOKEN=$(cat var/demo-station-token)
 SAMPLE=$(ls var/demo-holdout/images/*.png | head -1)
+
+if [ "$CHECK" = 1 ]; then
+  PORT=$($PY -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  $PY manage.py runserver "127.0.0.1:$PORT" --noreload >var/demo-check-server.log 2>&1 &
+  SERVER=$!
+  trap 'kill $SERVER 2>/dev/null || true' EXIT
+  for _ in $(seq 1 120); do
+    if curl -fs -o /dev/null "http://127.0.0.1:$PORT/login/"; then break; fi
+    sleep 1
+  done
+  $PY scripts/demo_check.py "http://127.0.0.1:$PORT" var/demo-station-token "$SAMPLE"
+  exit 0
+fi
 
 cat <<TXT
 

@@ -102,3 +102,25 @@ def test_one_function_activates_a_model():
         if "set_line_active_model(" in path.read_text()
     }
     assert callers == {"inspection/services.py", "ml/services.py"}
+
+
+def test_lines_stations_and_retraining_policies_are_written_by_their_services():
+    """Every write to a line, its members or its stations goes through inspection.services
+    (which keeps the audit log); a retraining policy through ml.services."""
+    owners = {
+        "inspection/services.py": re.compile(
+            r"(\bline|\bstation)\.save\(|\b(Line|Station)\.objects\.(create|bulk_create)"
+            r"|\b(Line|Station)\.objects\.[a-z_]+\([^)]*\)\.(update|delete)\("
+            r"|\bmembers\.(add|remove|set|clear)\("
+        ),
+        "ml/services.py": re.compile(
+            r"\bpolicy\.save\(|RetrainingPolicy\.objects\.(create|update|bulk_create)"
+        ),
+    }
+    offenders = [
+        f"{path.relative_to(ROOT)} ({owner}'s)"
+        for path in _source_files(include_bench=True)
+        for owner, writes in owners.items()
+        if path.relative_to(ROOT).as_posix() != owner and writes.search(path.read_text())
+    ]
+    assert not offenders, f"written outside their owner: {offenders}"

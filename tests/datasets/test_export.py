@@ -278,7 +278,7 @@ def test_a_finished_export_clears_out_the_expired_ones(
 
 
 def test_runs_a_killed_worker_left_are_failed_and_their_files_removed(
-    version, other_line, data_team, settings
+    version, other_line, data_team, settings, tmp_path
 ):
     """A worker killed mid-run leaves a "running" record, its upload and a half-written zip;
     live work beside it (a fresh heartbeat, a young file) is left alone."""
@@ -290,9 +290,10 @@ def test_runs_a_killed_worker_left_are_failed_and_their_files_removed(
 
     from datasets.models import DatasetImport
 
-    media = Path(settings.MEDIA_ROOT)
-    (media / "imports").mkdir(parents=True, exist_ok=True)
-    (media / "exports").mkdir(parents=True, exist_ok=True)
+    # a media folder of its own: the live files it keeps must not reach other tests
+    settings.MEDIA_ROOT = media = tmp_path / "media"
+    (media / "imports").mkdir(parents=True)
+    (media / "exports").mkdir(parents=True)
     long_ago = timezone.now() - services.STALE_AFTER - timedelta(minutes=1)
 
     def file(name: str, *, old: bool) -> Path:

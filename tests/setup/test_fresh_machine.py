@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 LOUPE_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY")
 
@@ -52,34 +54,26 @@ def test_operator_commands_run_embedded_with_nothing_set(tmp_path):
     assert debug.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_outside_embedded_mode_a_missing_secret_names_what_to_set(tmp_path):
-    refused = manage(
-        "check", var_dir=tmp_path / "var", DATABASE_URL="postgresql://loupe@127.0.0.1/loupe"
-    )
+PRODUCTION = {
+    "DATABASE_URL": "postgresql://loupe@127.0.0.1/loupe",
+    "ALLOWED_HOSTS": "loupe.example",
+}
+REAL_SECRET = "a-real-secret-for-this-test-only-0123456789-abcdefghijklmnop"
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        # a missing secret names what to set, and where
+        ({}, ["SECRET_KEY must be set", "ALLOWED_HOSTS", ".env.example"]),
+        ({"SECRET_KEY": "change-me-to-a-long-random-string"}, ["placeholder"]),
+        # a database without a broker would run every task inside a web request
+        ({"SECRET_KEY": REAL_SECRET}, ["CELERY_BROKER_URL must be set"]),
+    ],
+    ids=["no-secret", "placeholder-secret", "no-broker"],
+)
+def test_outside_embedded_mode_a_bad_setup_stops_with_what_to_set(tmp_path, env, said):
+    refused = manage("check", var_dir=tmp_path / "var", **PRODUCTION, **env)
     assert refused.returncode != 0
-    assert "SECRET_KEY must be set" in refused.stderr
-    assert "ALLOWED_HOSTS" in refused.stderr and ".env.example" in refused.stderr
-
-
-def test_the_example_placeholder_secret_is_refused(tmp_path):
-    refused = manage(
-        "check",
-        var_dir=tmp_path / "var",
-        DATABASE_URL="postgresql://loupe@127.0.0.1/loupe",
-        SECRET_KEY="change-me-to-a-long-random-string",
-        ALLOWED_HOSTS="loupe.example",
-    )
-    assert refused.returncode != 0
-    assert "placeholder" in refused.stderr
-
-
-def test_a_database_without_a_broker_is_refused_at_start(tmp_path):
-    refused = manage(
-        "check",
-        var_dir=tmp_path / "var",
-        DATABASE_URL="postgresql://loupe@127.0.0.1/loupe",
-        SECRET_KEY="a-real-secret-for-this-test-only-0123456789-abcdefghijklmnop",
-        ALLOWED_HOSTS="loupe.example",
-    )
-    assert refused.returncode != 0
-    assert "CELERY_BROKER_URL must be set" in refused.stderr
+    for words in said:
+        assert words in refused.stderr

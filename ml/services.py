@@ -215,10 +215,13 @@ def promote_model_version(
     Raises NotACandidate for a retired version or one trained for no line. Safe to repeat:
     promoting the version its line already serves changes nothing.
     """
-    version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
-    line = version.line
-    if line is None:
+    version = ModelVersion.objects.get(pk=model_version.pk)
+    if version.line_id is None:
         raise NotACandidate(f"{version.name} was trained for no line: activate it on one")
+    # the line first, then the version (rollback_line locks in the same order): a second
+    # promotion or a rollback waits here and then checks against what the first one did
+    line = Line.objects.select_for_update().get(pk=version.line_id)
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if line.active_model_id == version.pk:
         return version
     if version.status != ModelStatus.CANDIDATE:

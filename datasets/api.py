@@ -1,8 +1,9 @@
 """The datasets API for scripts: the same operations as the pages, as JSON.
 
-A script logs in as a Loupe user with HTTP Basic auth (a browser's session works too); a
-station's token is refused here. What a user may do follows their role, and what they see
-their lines, exactly as in the pages (another line's version is a 404).
+A script sends a Loupe user's API token (`Authorization: Bearer <token>`, accounts.api_auth; a
+browser's session works too, with its CSRF check); a station's token is refused here. What a
+user may do follows their role, and what they see their lines, exactly as in the pages
+(another line's version is a 404).
 """
 
 from django.contrib.auth.decorators import login_not_required
@@ -10,12 +11,13 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_auth import ApiTokenAuthentication
 from datasets import dispatch, limits, services
 from datasets.models import ExportFormat, ImportFormat
 from datasets.payloads import export_payload, import_payload, version_payload
@@ -37,7 +39,9 @@ class HasDatasetPermission(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         if user is None or not getattr(user, "is_authenticated", False):
-            raise NotAuthenticated("sign in as a Loupe user (HTTP Basic auth or a session)")
+            raise NotAuthenticated(
+                "send a Loupe user's API token as 'Authorization: Bearer <token>', or sign in"
+            )
         needed = view.permissions.get(request.method)
         if needed is None or not user.has_perm(needed):
             raise PermissionDenied("your role does not allow this")
@@ -45,7 +49,7 @@ class HasDatasetPermission(permissions.BasePermission):
 
 
 class DatasetsAPIView(APIView):
-    authentication_classes = [BasicAuthentication, SessionAuthentication]
+    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
     permission_classes = [HasDatasetPermission]
     permissions: dict = {}
 
@@ -231,6 +235,6 @@ class ImportDetailView(DatasetsAPIView):
 
 
 def as_view(view_class):
-    # DRF authenticates these views itself (Basic or session); the site's login redirect
+    # DRF authenticates these views itself (API token or session); the site's login redirect
     # would send a script to an HTML login page instead of a 401
     return login_not_required(view_class.as_view())

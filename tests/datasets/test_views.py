@@ -9,6 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from accounts.tokens import issue_api_token
 from datasets.models import DatasetExport, DatasetVersion
 from datasets.services import freeze_dataset
 from inspection.models import Inspection
@@ -21,9 +22,9 @@ def version(labeled):
     return freeze_dataset(filters={}, name="v1")[0]
 
 
-def basic(user, password=PASSWORD) -> dict:
-    token = base64.b64encode(f"{user.username}:{password}".encode()).decode()
-    return {"HTTP_AUTHORIZATION": f"Basic {token}"}
+def bearer(user) -> dict:
+    _, raw = issue_api_token(user=user, name="test script")
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
 
 
 def login(client, user):
@@ -40,7 +41,7 @@ def test_dataset_pages_and_api_follow_the_role(client, make_user, line, role, st
     for name in ("datasets:list", "datasets:import"):
         assert login(client, user).get(reverse(name)).status_code == status
     client.logout()
-    assert client.get("/api/v1/datasets/", **basic(user)).status_code == status
+    assert client.get("/api/v1/datasets/", **bearer(user)).status_code == status
 
 
 def test_freezing_on_the_page_leads_to_the_version(client, data_team, labeled):
@@ -93,8 +94,8 @@ def test_another_lines_version_is_not_found_anywhere(
         f"/api/v1/datasets/exports/{export.pk}/",
         f"/api/v1/datasets/exports/{export.pk}/download/",
     ):
-        assert client.get(url, **basic(outsider)).status_code == 404, url
-    assert client.get("/api/v1/datasets/", **basic(outsider)).json() == {"versions": []}
+        assert client.get(url, **bearer(outsider)).status_code == 404, url
+    assert client.get("/api/v1/datasets/", **bearer(outsider)).json() == {"versions": []}
 
 
 def test_a_version_that_spans_a_line_you_do_not_work_is_hidden(
@@ -145,11 +146,21 @@ def test_the_manifest_page_streams_csv(client, data_team, version):
     assert len(lines) == 5
 
 
-def test_scripts_sign_in_with_basic_auth_and_station_tokens_are_refused(
+def basic(user, password=PASSWORD) -> dict:
+    token = base64.b64encode(f"{user.username}:{password}".encode()).decode()
+    return {"HTTP_AUTHORIZATION": f"Basic {token}"}
+
+
+def test_scripts_sign_in_with_an_api_token_and_station_tokens_are_refused(
     client, data_team, version, station_with_token, line
 ):
-    assert client.get("/api/v1/datasets/", **basic(data_team)).status_code == 200
-    assert client.get("/api/v1/datasets/", **basic(data_team, "wrong")).status_code == 401
+    assert client.get("/api/v1/datasets/", **bearer(data_team)).status_code == 200
+    wrong = client.get("/api/v1/datasets/", HTTP_AUTHORIZATION="Bearer lpu_not-a-token")
+    assert (wrong.status_code, wrong.json()["detail"]) == (401, "the API token is not valid")
+    # HTTP Basic is gone, even with the right password: no browser prompt, no CSRF bypass
+    refused = client.get("/api/v1/datasets/", **basic(data_team))
+    assert refused.status_code == 401
+    assert refused["WWW-Authenticate"] == 'Bearer realm="loupe-api"'
     _, token = station_with_token(line, "cam-9")
     as_station = client.get("/api/v1/datasets/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert as_station.status_code == 401
@@ -161,7 +172,7 @@ def test_scripts_sign_in_with_basic_auth_and_station_tokens_are_refused(
 def test_a_script_freezes_exports_and_downloads(
     client, data_team, labeled, django_capture_on_commit_callbacks
 ):
-    auth = basic(data_team)
+    auth = bearer(data_team)
     body = {"name": "api-1", "filters": {"lines": ["line-a"], "sources": ["human"]}}
     created = client.post("/api/v1/datasets/", body, "application/json", **auth)
     assert created.status_code == 201
@@ -187,7 +198,7 @@ def test_a_script_freezes_exports_and_downloads(
 def test_a_script_imports_an_archive_into_one_of_its_lines(
     client, data_team, line, other_line, django_capture_on_commit_callbacks
 ):
-    auth = basic(data_team)
+    auth = bearer(data_team)
 
     def post(line_name):
         archive = SimpleUploadedFile("parts.zip", make_zip({"ok/a.png": png(30)}))

@@ -1,4 +1,4 @@
-"""Exports and imports through HTTP (Basic auth, as a script would), a real Celery worker
+"""Exports and imports through HTTP (an API token, as a script would), a real Celery worker
 process on the datasets queue, PostgreSQL and Redis; the zips are checked with pycocotools
 and by reading the YOLO files back, and a COCO export is imported into another line."""
 
@@ -13,6 +13,7 @@ import yaml
 from pycocotools.coco import COCO
 
 from accounts.services import create_user
+from accounts.tokens import issue_api_token
 from datasets.models import DatasetItem
 from inspection import services
 from labeling.models import AnnotationRevision
@@ -35,7 +36,7 @@ def worker(start_worker):
 
 @pytest.fixture
 def script(live_server, worker):
-    """A requests session signed in as a data-team member of line-x, and labeled items."""
+    """A requests session with the API token of a data-team member of line-x, and labeled items."""
     line = services.create_line(name="line-x")
     station, _ = services.create_station(line=line, name="cam-1")
     user = create_user(username="dana", role="data_team", line_names=["line-x"], password=PASSWORD)
@@ -49,8 +50,9 @@ def script(live_server, worker):
             boxes=boxes,
             source="human",
         )
+    _, raw_token = issue_api_token(user=user, name="worker test")
     session = requests.Session()
-    session.auth = ("dana", PASSWORD)
+    session.headers["Authorization"] = f"Bearer {raw_token}"
     yield session, live_server.url
     # closing the keep-alive socket lets the live server close its database connection
     session.close()

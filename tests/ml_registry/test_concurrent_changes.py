@@ -54,12 +54,18 @@ def run_together(line, *changes):
     return outcomes
 
 
+def promote(version, expected, who):
+    return lambda: services.promote_model_version(
+        model_version=version, changed_by=who, expected_active=expected
+    )
+
+
 def test_two_promotions_against_the_same_active_model_take_effect_once(line, served):
     old, a, b = served
     outcomes = run_together(
         line,
-        lambda: services.promote_model_version(model_version=a, changed_by="ann", expected_active=old),
-        lambda: services.promote_model_version(model_version=b, changed_by="bob", expected_active=old),
+        promote(a, old, "ann"),
+        promote(b, old, "bob"),
     )
     assert sorted(outcomes) == ["done", "refused"]
     switches = LineChange.objects.filter(line=line, field="active_model").order_by("pk")
@@ -73,7 +79,7 @@ def test_a_promotion_and_a_rollback_at_once_do_not_both_apply(line, served):
     a.refresh_from_db()
     outcomes = run_together(
         line,
-        lambda: services.promote_model_version(model_version=b, changed_by="bob", expected_active=a),
+        promote(b, a, "bob"),
         lambda: services.rollback_line(line=line, expected_active=a, changed_by="sam"),
     )
     assert sorted(outcomes) == ["done", "refused"]

@@ -40,8 +40,8 @@ cat <<TXT
 
 Loupe is running at http://127.0.0.1:$PORT/
 Log in (http://127.0.0.1:$PORT/login/) as
-  inspector / loupe-inspector     review queue (A accept, R reject, Z undo) and labeling
-  supervisor / loupe-supervisor   lines, automation levels, thresholds
+  inspector / loupe-review-shift  review queue (A accept, R reject, Z undo) and labeling
+  supervisor / loupe-line-lead    lines, automation levels, thresholds
   data / loupe-data-team          labeled data
   admin / loupe-admin             everything, and users in http://127.0.0.1:$PORT/admin/
 API docs (Swagger UI, after login): http://127.0.0.1:$PORT/api/docs/

@@ -12,8 +12,8 @@ import requests
 
 # the logins setup_demo creates (demo/management/commands/setup_demo.py DEMO_USERS)
 USERS = [
-    ("inspector", "loupe-inspector", "/review/"),
-    ("supervisor", "loupe-supervisor", "/lines/"),
+    ("inspector", "loupe-review-shift", "/review/"),
+    ("supervisor", "loupe-line-lead", "/lines/"),
     ("data", "loupe-data-team", "/data/"),
     ("admin", "loupe-admin", "/lines/"),
 ]

@@ -17,8 +17,8 @@ SHADOW_STATION = "shadow-cam"
 # (user name, password, role); the demo's logins, printed by scripts/demo.sh
 DEMO_USERS = (
     ("admin", "loupe-admin", "admin"),
-    ("inspector", "loupe-inspector", "inspector"),
-    ("supervisor", "loupe-supervisor", "supervisor"),
+    ("inspector", "loupe-review-shift", "inspector"),
+    ("supervisor", "loupe-line-lead", "supervisor"),
     ("data", "loupe-data-team", "data_team"),
 )
 

@@ -6,6 +6,7 @@ Modules, each importing only those below it (never one above, so there is no cyc
 
     ml.tasks             Celery entry points: the policy check; re-exports the step task
     runner               starting and retrying runs, the Celery chain, the policy trigger
+    cleanup              failing runs whose worker died; removing run folders no one reads
     step_task            the Celery task that runs one step ("ml.run_pipeline_step")
     steps                the step order; running one step and recording its outcome
     data_steps           ingest, statistics, transform
@@ -22,13 +23,13 @@ use them: the web process imports this package to start runs and never loads tor
 Callers import from here (`from ml import pipeline`); the names below are the public API.
 """
 
+from ml.pipeline.cleanup import clean_up_runs
 from ml.pipeline.context import StepContext, StepError, load_version, run_dir
 from ml.pipeline.data_steps import ingest, statistics, transform
 from ml.pipeline.model_steps import evaluate, selection_score, train, tune
 from ml.pipeline.release_steps import infrastructure, register
 from ml.pipeline.runner import (
     DEFAULT_RUN_CONFIG,
-    STALE_AFTER,
     corrections_since,
     is_retryable,
     retry_run,
@@ -36,7 +37,7 @@ from ml.pipeline.runner import (
     start_run,
     start_run_if_due,
 )
-from ml.pipeline.steps import STEP_FUNCTIONS, STEPS, StepFailed, run_step
+from ml.pipeline.steps import STALE_AFTER, STEP_FUNCTIONS, STEPS, StepFailed, run_step
 
 __all__ = [
     "DEFAULT_RUN_CONFIG",
@@ -46,6 +47,7 @@ __all__ = [
     "StepContext",
     "StepError",
     "StepFailed",
+    "clean_up_runs",
     "corrections_since",
     "evaluate",
     "infrastructure",

@@ -10,7 +10,6 @@ ml.pipeline.steps. This module never imports ml.tasks, and nothing below it impo
 """
 
 import logging
-from datetime import timedelta
 
 from celery import chain
 from django.db import IntegrityError, transaction
@@ -30,8 +29,9 @@ from ml.models import (
     RunTrigger,
     StepState,
 )
+from ml.pipeline.context import run_dir
 from ml.pipeline.step_task import step_signature
-from ml.pipeline.steps import STEPS, StepFailed
+from ml.pipeline.steps import STALE_AFTER, STEPS, StepFailed
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,6 @@ DEFAULT_RUN_CONFIG = {
     # the active model was wrong, the examples the loop exists for
     "correction_repeats": 2,
 }
-# A running step that has not logged for this long lost its worker (steps are acked early,
-# so a killed worker's step is not redelivered): its run may be retried.
-STALE_AFTER = timedelta(minutes=15)
 
 
 def start_run(
@@ -132,7 +129,12 @@ def retry_run(*, run: PipelineRun) -> PipelineRun:
     run = PipelineRun.objects.get(pk=run.pk)
     if not is_retryable(run):
         raise RunNotRetryable(f"run {run.pk} is {run.state}: only a failed run can be retried")
-    names = [s.name for s in run.steps.order_by("position") if s.state != StepState.SUCCEEDED]
+    steps = list(run.steps.order_by("position"))
+    names = [s.name for s in steps if s.state != StepState.SUCCEEDED]
+    transform = STEPS.index("transform")
+    if names and STEPS.index(names[0]) > transform and not run_dir(run.pk).exists():
+        # the run's folders were cleaned up (ml.pipeline.cleanup): write them again first
+        names = [s.name for s in steps if s.position >= transform]
     try:
         with transaction.atomic():
             won = PipelineRun.objects.filter(pk=run.pk, state=run.state).update(

@@ -8,15 +8,17 @@ is retried from its failed step (see ml.pipeline.runner). This module imports th
 bodies, never the runner or a Celery task: ml.pipeline.step_task calls run_step.
 """
 
+import shutil
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.db.models import F
 from django.utils import timezone
 
 from loupe.common.errors import LoupeError
 from ml.models import PipelineRun, PipelineRunState, PipelineStep, StepState
-from ml.pipeline.context import StepContext, StepError
+from ml.pipeline.context import StepContext, StepError, run_dir
 from ml.pipeline.data_steps import ingest, statistics, transform
 from ml.pipeline.model_steps import evaluate, train, tune
 from ml.pipeline.release_steps import infrastructure, register
@@ -32,6 +34,9 @@ STEP_FUNCTIONS: dict[str, Callable[[StepContext], dict]] = {
     "register": register,
 }
 STEPS = tuple(STEP_FUNCTIONS)
+# A running step that has not logged for this long lost its worker (steps are acked early,
+# so a killed worker's step is not redelivered): its run may be retried.
+STALE_AFTER = timedelta(minutes=15)
 
 
 class StepFailed(Exception):
@@ -99,3 +104,6 @@ def run_step(*, run_id: int, name: str) -> None:
         PipelineRun.objects.filter(pk=run_id).update(
             state=PipelineRunState.SUCCEEDED, finished_at=finished
         )
+        # the copies of the dataset version the steps trained and evaluated on: the
+        # candidate's artifact and the dataset version keep everything worth keeping
+        shutil.rmtree(run_dir(run_id), ignore_errors=True)

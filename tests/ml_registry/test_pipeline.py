@@ -52,6 +52,7 @@ def test_a_run_records_every_step_and_registers_a_candidate(labeled_line, superv
     assert version.evaluation["gate"]["passed"] is False  # no active model to beat
     labeled_line.refresh_from_db()
     assert labeled_line.active_model is None  # a person promotes the first model
+    assert not pipeline.run_dir(run.pk).exists()  # its copies of the version are removed
 
 
 @transactional
@@ -107,6 +108,7 @@ def test_a_failed_step_is_retried_without_redoing_the_steps_before_it(labeled_li
     assert states(run)["infrastructure"] == "failed"
     assert states(run)["register"] == "pending"
     before = {s.name: (s.attempts, s.started_at) for s in run.steps.all()}
+    assert pipeline.run_dir(run.pk).exists()  # kept, so the retry need not write it again
 
     policy.memory_budget_mb = 100_000
     policy.save()

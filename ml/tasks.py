@@ -12,12 +12,14 @@ import logging
 from celery import shared_task
 
 from inspection.models import Line
+from ml.pipeline.cleanup import clean_up_runs
 from ml.pipeline.runner import start_run_if_due
 from ml.pipeline.step_task import TRAINING_QUEUE, run_pipeline_step_task, step_signature
 
 __all__ = [
     "TRAINING_QUEUE",
     "check_retraining_policy_task",
+    "clean_up_runs_task",
     "enqueue_policy_check",
     "run_pipeline_step_task",
     "step_signature",
@@ -40,3 +42,8 @@ def enqueue_policy_check(line_id: int) -> None:
         check_retraining_policy_task.apply_async((line_id,), queue=TRAINING_QUEUE)
     except Exception:
         logger.exception("line %s: could not send the retraining policy check", line_id)
+
+
+@shared_task(name="ml.clean_up_runs", acks_late=False)
+def clean_up_runs_task() -> dict:
+    return clean_up_runs()  # periodic (loupe.periodic)

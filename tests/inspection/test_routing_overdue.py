@@ -73,6 +73,7 @@ def test_the_periodic_jobs_route_the_overdue_in_process_and_on_beat(make_line):
         "inspection.route_overdue",
         "datasets.clean_up_orphans",
         "datasets.remove_expired_exports",
+        "ml.clean_up_runs",
     ]
     lost.refresh_from_db()
     assert (lost.status, lost.decision.outcome) == (InspectionStatus.DECIDED, "reject")
@@ -88,4 +89,5 @@ def test_the_periodic_jobs_route_the_overdue_in_process_and_on_beat(make_line):
         "inspection.route_overdue": (60.0, {}),
         "datasets.clean_up_orphans": (600.0, {"queue": "datasets"}),
         "datasets.remove_expired_exports": (3600.0, {"queue": "datasets"}),
+        "ml.clean_up_runs": (600.0, {}),
     }

@@ -34,6 +34,7 @@ from labeling.models import LabelSource
 from labeling.selectors import latest_revisions
 from loupe.common.errors import InvalidInput
 from loupe.common.permissions import is_admin
+from loupe.common.time_limits import failure_message
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +322,7 @@ def run_export(*, export_id: int) -> None:
         target.unlink(missing_ok=True)
         DatasetExport.objects.filter(pk=export_id).update(
             state=ExportImportState.FAILED,
-            error=str(error) or type(error).__name__,
+            error=failure_message(error, kind="datasets"),
             finished_at=timezone.now(),
         )
         return
@@ -462,7 +463,9 @@ def run_import(*, import_id: int) -> None:
         )
     except Exception as error:
         logger.exception("import %s failed", import_id)
-        outcome.update(state=ExportImportState.FAILED, error=str(error) or type(error).__name__)
+        outcome.update(
+            state=ExportImportState.FAILED, error=failure_message(error, kind="datasets")
+        )
     else:
         outcome.update(
             state=ExportImportState.DONE,

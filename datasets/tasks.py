@@ -12,26 +12,27 @@ from celery import shared_task
 from django.db import transaction
 
 from datasets import limits, services
+from loupe.common.time_limits import time_limits
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="datasets.export", acks_late=False)
+@shared_task(name="datasets.export", acks_late=False, **time_limits("datasets"))
 def export_dataset_task(export_id: int) -> None:
     services.run_export(export_id=export_id)  # only the first run of an export does anything
 
 
-@shared_task(name="datasets.import", acks_late=False)
+@shared_task(name="datasets.import", acks_late=False, **time_limits("datasets"))
 def import_dataset_task(import_id: int) -> None:
     services.run_import(import_id=import_id)  # only the first run of an import does anything
 
 
-@shared_task(name="datasets.clean_up_orphans", acks_late=False)
+@shared_task(name="datasets.clean_up_orphans", acks_late=False, **time_limits("datasets"))
 def clean_up_orphans_task() -> dict:
     return services.clean_up_orphans()  # periodic (loupe.periodic)
 
 
-@shared_task(name="datasets.remove_expired_exports", acks_late=False)
+@shared_task(name="datasets.remove_expired_exports", acks_late=False, **time_limits("datasets"))
 def remove_expired_exports_task() -> int:
     return services.remove_expired_exports()  # periodic (loupe.periodic)
 

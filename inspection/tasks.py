@@ -6,6 +6,7 @@ from celery.result import AsyncResult
 
 from inspection import decisions, services
 from inspection.models import FailSafeReason, Inspection
+from loupe.common.time_limits import time_limits
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +23,13 @@ def prediction_task_id(inspection_id: int) -> str:
     autoretry_for=(OSError,),
     retry_backoff=True,
     max_retries=5,
+    **time_limits("inference"),
 )
 def predict_task(inspection_id: int) -> None:
     services.predict_and_route(inspection_id=inspection_id)
 
 
-@shared_task(name="inspection.route_overdue")
+@shared_task(name="inspection.route_overdue", **time_limits("inference"))
 def route_overdue_task() -> int:
     """Periodic (loupe.periodic): the fail-safe for items a dead process left unrouted."""
     return decisions.route_overdue_inspections()

@@ -12,6 +12,7 @@ import logging
 from celery import shared_task
 
 from inspection.models import Line
+from loupe.common.time_limits import time_limits
 from ml.pipeline.cleanup import clean_up_runs
 from ml.pipeline.runner import start_run_if_due
 from ml.pipeline.step_task import TRAINING_QUEUE, run_pipeline_step_task, step_signature
@@ -28,7 +29,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="ml.check_retraining_policy")
+@shared_task(name="ml.check_retraining_policy", **time_limits("training"))
 def check_retraining_policy_task(line_id: int) -> None:
     line = Line.objects.filter(pk=line_id).first()
     if line is not None:

@@ -12,6 +12,7 @@ worker: run `celery -A loupe worker -Q training --concurrency 1` beside the infe
 
 from celery import shared_task
 
+from loupe.common.time_limits import time_limits
 from ml.pipeline.steps import StepFailed, run_step
 
 TRAINING_QUEUE = "training"
@@ -24,6 +25,7 @@ TRAINING_QUEUE = "training"
     # worker died is taken over by a retry of its run (ml.pipeline.runner.retry_run).
     acks_late=False,
     throws=(StepFailed,),
+    **time_limits("training"),
 )
 def run_pipeline_step_task(run_id: int, step_name: str) -> None:
     run_step(run_id=run_id, name=step_name)

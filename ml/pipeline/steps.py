@@ -13,10 +13,12 @@ import traceback
 from collections.abc import Callable
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db.models import F
 from django.utils import timezone
 
 from loupe.common.errors import LoupeError
+from loupe.common.time_limits import failure_message
 from ml.models import PipelineRun, PipelineRunState, PipelineStep, StepState
 from ml.pipeline.context import StepContext, StepError, run_dir
 from ml.pipeline.data_steps import ingest, statistics, transform
@@ -81,6 +83,8 @@ def run_step(*, run_id: int, name: str) -> None:
     except Exception as exc:
         if isinstance(exc, StepError | LoupeError):
             message = str(exc)
+        elif isinstance(exc, SoftTimeLimitExceeded):
+            message = failure_message(exc, kind="training")
         else:
             message = f"{type(exc).__name__}: {exc}"
             context.log(traceback.format_exc())

@@ -39,7 +39,7 @@ CHUNK = 5000
 def configure() -> None:
     os.environ.update(
         DEBUG="0",
-        SECRET_KEY="bench-only-not-a-secret",
+        SECRET_KEY="bench-only-not-a-secret-padded-to-fifty-characters-0123456789",
         ALLOWED_HOSTS="localhost",
         DATABASE_URL=f"{PG_URL}/{DB_NAME}",
         CELERY_BROKER_URL="memory://",

@@ -28,7 +28,7 @@ def bearer(user) -> dict:
 
 
 def login(client, user):
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client
 
 

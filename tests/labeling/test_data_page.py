@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from inspection.models import Line
 from labeling import services, views
-from tests.labeling.conftest import MODEL_BOX, PASSWORD
+from tests.labeling.conftest import MODEL_BOX
 
 DENT = {"x0": 70, "y0": 70, "x1": 90, "y1": 100, "label": "dent"}
 
@@ -40,7 +40,7 @@ def data_team(make_user, line):
 
 
 def get(client, user, **params):
-    client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client.get(reverse("labeling:data"), params)
 
 

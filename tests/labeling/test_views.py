@@ -16,7 +16,7 @@ DENT = {"x0": 70, "y0": 70, "x1": 90, "y1": 100, "label": "dent"}
 
 def client_for(user, **kwargs):
     client = Client(**kwargs)
-    client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client
 
 

@@ -67,10 +67,12 @@ REAL_SECRET = "a-real-secret-for-this-test-only-0123456789-abcdefghijklmnop"
         # a missing secret names what to set, and where
         ({}, ["SECRET_KEY must be set", "ALLOWED_HOSTS", ".env.example"]),
         ({"SECRET_KEY": "change-me-to-a-long-random-string"}, ["placeholder"]),
+        # 49 characters: too short to sign sessions with
+        ({"SECRET_KEY": REAL_SECRET[:49]}, ["SECRET_KEY has 49 characters", "at least 50"]),
         # a database without a broker would run every task inside a web request
         ({"SECRET_KEY": REAL_SECRET}, ["CELERY_BROKER_URL must be set"]),
     ],
-    ids=["no-secret", "placeholder-secret", "no-broker"],
+    ids=["no-secret", "placeholder-secret", "short-secret", "no-broker"],
 )
 def test_outside_embedded_mode_a_bad_setup_stops_with_what_to_set(tmp_path, env, said):
     refused = manage("check", var_dir=tmp_path / "var", **PRODUCTION, **env)

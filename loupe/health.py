@@ -6,7 +6,7 @@
                over the broker's control channel, answered by live workers within
                WORKER_REPLY_S (1 s); a queue nobody consumes fails
     disk       free space on MEDIA_ROOT (images, exports) and LOUPE_MODEL_DIR (artifacts)
-               against LOUPE_HEALTH_MIN_FREE_MB
+               against LOUPE_HEALTH_MIN_FREE_MB, and that each can be written to
 
 Every check runs in its own daemon thread and is reported as timed out if it has not answered
 by DEADLINE_S, so the probe never hangs on a dead dependency; each also has its own socket
@@ -18,6 +18,7 @@ the kind of error (the log has the rest).
 """
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -131,15 +132,24 @@ def check_workers() -> dict:
     return result
 
 
+def _existing(path: Path) -> Path:
+    """The folder itself, or the nearest parent it will be created in on the first write."""
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_disk() -> dict:
     minimum_mb = settings.LOUPE_HEALTH_MIN_FREE_MB
     result: dict = {"ok": True, "min_free_mb": minimum_mb}
     for name, path in (("media", settings.MEDIA_ROOT), ("models", settings.LOUPE_MODEL_DIR)):
-        if not Path(path).is_dir():
-            result[name] = {"ok": False, "error": "folder missing"}
-        else:
-            free_mb = shutil.disk_usage(path).free // (1024 * 1024)
-            result[name] = {"ok": free_mb >= minimum_mb, "free_mb": free_mb}
+        folder = _existing(Path(path))
+        free_mb = shutil.disk_usage(folder).free // (1024 * 1024)
+        # a disk remounted read-only after errors has space but takes no file
+        writable = os.access(folder, os.W_OK)
+        result[name] = {"ok": free_mb >= minimum_mb and writable, "free_mb": free_mb}
+        if not writable:
+            result[name]["error"] = "not writable"
         result["ok"] = result["ok"] and result[name]["ok"]
     return result
 

@@ -17,6 +17,9 @@ from loupe.common.errors import InvalidInput, LoupeError
 # "lpu_" (user) beside the stations' "lps_": a leaked token says what it opens
 API_TOKEN_PREFIX = "lpu_"
 MAX_NAME_LENGTH = ApiToken._meta.get_field("name").max_length
+# a token made on the page or by the command lasts this long unless asked otherwise
+DEFAULT_DAYS = 90
+MAX_DAYS = 365
 # Writing last_used_at on every request would turn each read into a write; a minute is exact
 # enough to tell a live script from a forgotten token.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -52,8 +55,9 @@ def issue_api_token(*, user, name: str, expires_at: datetime | None = None) -> t
 
 
 def expiry_in_days(days: int) -> datetime:
-    if days < 1:
-        raise InvalidInput("a token lasts at least one day", field="days")
+    """The expiry of a token made now to last `days` (1 to MAX_DAYS). Raises InvalidInput."""
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(f"a token lasts from 1 to {MAX_DAYS} days", field="days")
     return timezone.now() + timedelta(days=days)
 
 

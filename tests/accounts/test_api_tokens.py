@@ -2,9 +2,11 @@
 expiry and a last-used time; the datasets API accepts them and nothing else a script sends."""
 
 import hashlib
+import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts.models import ApiToken
@@ -108,3 +110,71 @@ def test_a_token_never_opens_the_station_api(client, dana):
     _, raw = issue_api_token(user=dana, name="one")
     response = client.get("/api/v1/inspections/1/", **bearer(raw))
     assert response.status_code == 401
+
+
+def test_a_user_creates_sees_once_and_revokes_a_token_on_their_page(client, dana):
+    client.force_login(dana)
+    created = client.post("/account/api-tokens/", {"name": "nightly export", "days": 30})
+    assert created.status_code == 200
+    assert created["Cache-Control"] == "no-store"
+    token = ApiToken.objects.get()
+    raw = created.context["new_token"]["raw"]
+    assert token.token_hash == hashlib.sha256(raw.encode()).hexdigest()
+    assert raw in created.content.decode()
+    days = (token.expires_at - timezone.now()) / timedelta(days=1)
+    assert 29.9 < days <= 30
+    listed = client.get("/account/api-tokens/").content.decode()
+    assert "nightly export" in listed and token.token_prefix in listed and raw not in listed
+    revoked = client.post(f"/account/api-tokens/{token.pk}/revoke/")
+    assert revoked.status_code == 302
+    assert ApiToken.objects.get().revoked_at is not None
+    assert client.get(API, **bearer(raw)).status_code == 401
+
+
+@pytest.mark.parametrize("form", [{"name": "", "days": 30}, {"name": "x", "days": 400}])
+def test_the_page_refuses_a_token_without_a_name_or_too_long_a_life(client, dana, form):
+    client.force_login(dana)
+    assert client.post("/account/api-tokens/", form).status_code == 400
+    assert not ApiToken.objects.exists()
+
+
+def test_nobody_revokes_or_sees_another_users_token(client, dana):
+    from accounts.services import create_user
+
+    token, _ = issue_api_token(user=dana, name="dana's")
+    olga = create_user(
+        username="olga", role="data_team", line_names=["line-a"], password="a-long-password-42"
+    )
+    client.force_login(olga)
+    assert "dana&#x27;s" not in client.get("/account/api-tokens/").content.decode()
+    assert client.post(f"/account/api-tokens/{token.pk}/revoke/").status_code == 404
+    assert ApiToken.objects.get().revoked_at is None
+
+
+def test_an_operator_creates_a_token_with_the_command(dana):
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "create_api_token", "dana", "--name", "cron", "--days", "7", stdout=out, stderr=err
+    )
+    raw = out.getvalue().strip()
+    token = authenticate_api_token(raw)
+    assert (token.user, token.name) == (dana, "cron")
+    assert timedelta(days=6.9) < token.expires_at - timezone.now() <= timedelta(days=7)
+    assert "shown once" in err.getvalue()
+    with pytest.raises(CommandError, match="no active user named 'nobody'"):
+        call_command("create_api_token", "nobody", "--name", "cron", stdout=out)
+
+
+def test_an_admin_lists_and_revokes_tokens(client, dana):
+    from accounts.services import create_user
+
+    token, raw = issue_api_token(user=dana, name="cron")
+    admin = create_user(username="root", role="admin", line_names=[], password="a-long-password-42")
+    client.force_login(admin)
+    listing = client.get("/admin/accounts/apitoken/").content.decode()
+    assert "cron" in listing and token.token_prefix in listing and raw not in listing
+    answer = client.post(
+        "/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
+    )
+    assert answer.status_code == 302
+    assert ApiToken.objects.get().revoked_at is not None

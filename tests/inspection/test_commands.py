@@ -159,3 +159,17 @@ def test_generate_images_draws_an_opt_in_class_only_when_named(tmp_path):
     assert {names[a["category_id"]] for a in coco["annotations"]} == {"discoloration"}
     with pytest.raises(CommandError, match="unknown defect class 'rust'.*discoloration"):
         run("generate_images", str(tmp_path / "b"), "--defect-mix", "rust=1")
+
+
+@pytest.mark.django_db
+def test_rotate_station_token_prints_a_new_token_and_the_old_one_stops_working():
+    run("create_line", "press-4")
+    old = run("create_station", "press-4", "cam-1").strip()
+    new = run("rotate_station_token", "press-4", "cam-1", "--reason", "leaked").strip()
+    station = Station.objects.get(name="cam-1")
+    assert new != old and station.token_hash == hash_token(new)
+    assert station_for_token(old) is None
+    change = LineChange.objects.filter(field="station cam-1 token").get()
+    assert (change.old_value, change.new_value, change.reason) == (old[:10], new[:10], "leaked")
+    with pytest.raises(CommandError, match="no station named 'cam-9'"):
+        run("rotate_station_token", "press-4", "cam-9")

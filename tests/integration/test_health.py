@@ -99,6 +99,21 @@ def test_an_unreachable_broker_gives_503_quickly_with_the_database_still_ok(
     assert elapsed < 3
 
 
+def test_a_broker_that_accepts_but_never_answers_gives_503_within_the_deadline(
+    client, worker, monkeypatch
+):
+    """A hung broker (the connection opens, nothing ever answers) must not hang the probe."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes handshakes; nobody reads or writes
+        monkeypatch.setenv("CELERY_BROKER_URL", f"redis://127.0.0.1:{silent.getsockname()[1]}/5")
+        status, body, elapsed = probe(client)
+    assert status == 503
+    assert body["failing"] == ["broker", "workers"]
+    assert body["checks"]["database"]["ok"] is True
+    assert elapsed < 4
+
+
 def test_too_little_free_disk_fails_the_probe(client, worker, settings):
     settings.LOUPE_HEALTH_MIN_FREE_MB = 10**9  # a petabyte
     status, body, _ = probe(client)

@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import permissions, serializers, status
+from rest_framework import permissions, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.parsers import JSONParser, MultiPartParser
@@ -19,11 +19,22 @@ from rest_framework.views import APIView
 
 from accounts.api_auth import ApiTokenAuthentication
 from datasets import dispatch, limits, services
-from datasets.models import ExportFormat, ImportFormat
+from datasets.api_serializers import (
+    ExportListSerializer,
+    ExportRequestSerializer,
+    ExportSerializer,
+    FreezeSerializer,
+    ImportListSerializer,
+    ImportRequestSerializer,
+    ImportSerializer,
+    VersionListSerializer,
+    VersionSerializer,
+)
 from datasets.payloads import export_payload, import_payload, version_payload
 from datasets.selectors import visible_exports, visible_imports, visible_versions
 from datasets.views import download_response, manifest_response
 from inspection.selectors import visible_lines
+from loupe.common.api_docs import error_responses
 from loupe.common.permissions import (
     CAN_EXPORT_DATASETS,
     CAN_FREEZE_DATASETS,
@@ -54,27 +65,9 @@ class DatasetsAPIView(APIView):
     permissions: dict = {}
 
 
-class FiltersSerializer(serializers.Serializer):
-    lines = serializers.ListField(child=serializers.CharField(), required=False)
-    date_from = serializers.DateField(required=False)
-    date_to = serializers.DateField(required=False)
-    sources = serializers.ListField(child=serializers.CharField(), required=False)
-    classes = serializers.ListField(child=serializers.CharField(), required=False)
-
-
-class FreezeSerializer(serializers.Serializer):
-    name = serializers.CharField(required=False, max_length=services.MAX_NAME_LENGTH)
-    filters = FiltersSerializer(required=False)
-
-
-class ExportRequestSerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=ExportFormat.choices)
-
-
-class ImportRequestSerializer(serializers.Serializer):
-    archive = serializers.FileField()
-    line = serializers.CharField()
-    format = serializers.ChoiceField(choices=ImportFormat.choices)
+# every operation: no or bad credentials, a role without the right, a database or broker down
+READ_ERRORS = [401, 403, 503]
+ONE_ITEM_ERRORS = [*READ_ERRORS, 404]
 
 
 class VersionListView(DatasetsAPIView):
@@ -82,7 +75,7 @@ class VersionListView(DatasetsAPIView):
     parser_classes = [JSONParser]
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses={200: VersionListSerializer, **error_responses(READ_ERRORS)},
         summary="Dataset versions you can see",
         operation_id="datasets_list",
     )
@@ -92,7 +85,17 @@ class VersionListView(DatasetsAPIView):
 
     @extend_schema(
         request=FreezeSerializer,
-        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+        responses={
+            201: VersionSerializer,
+            200: VersionSerializer,
+            **error_responses(
+                [400, *READ_ERRORS, 415],
+                {
+                    400: "A field breaks its rule, a line is not yours, the name is taken, or the "
+                    "filters select no labeled inspection."
+                },
+            ),
+        },
         summary="Freeze labeled inspections into a version",
         description="201 with a new version; 200 with the existing one when the same "
         "revisions are already frozen.",
@@ -101,9 +104,6 @@ class VersionListView(DatasetsAPIView):
         body = FreezeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         filters = dict(body.validated_data.get("filters", {}))
-        for key in ("date_from", "date_to"):
-            if key in filters:
-                filters[key] = filters[key].isoformat()
         version, created = services.freeze_dataset(
             filters=filters, user=request.user, name=body.validated_data.get("name")
         )
@@ -116,7 +116,10 @@ class VersionListView(DatasetsAPIView):
 class VersionDetailView(DatasetsAPIView):
     permissions = {"GET": CAN_VIEW_DATASETS}
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="One dataset version")
+    @extend_schema(
+        responses={200: VersionSerializer, **error_responses(ONE_ITEM_ERRORS)},
+        summary="One dataset version",
+    )
     def get(self, request, pk: int):
         version = get_object_or_404(visible_versions(request.user), pk=pk)
         return Response(version_payload(version, api=True))
@@ -125,7 +128,10 @@ class VersionDetailView(DatasetsAPIView):
 class ManifestView(DatasetsAPIView):
     permissions = {"GET": CAN_VIEW_DATASETS}
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR}, summary="manifest.csv")
+    @extend_schema(
+        responses={(200, "text/csv"): OpenApiTypes.STR, **error_responses(ONE_ITEM_ERRORS)},
+        summary="manifest.csv",
+    )
     def get(self, request, pk: int):
         return manifest_response(get_object_or_404(visible_versions(request.user), pk=pk))
 
@@ -135,7 +141,7 @@ class VersionExportsView(DatasetsAPIView):
     parser_classes = [JSONParser]
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses={200: ExportListSerializer, **error_responses(ONE_ITEM_ERRORS)},
         summary="Exports of a version",
         operation_id="datasets_version_exports_list",
     )
@@ -145,7 +151,7 @@ class VersionExportsView(DatasetsAPIView):
 
     @extend_schema(
         request=ExportRequestSerializer,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: ExportSerializer, **error_responses([400, *ONE_ITEM_ERRORS, 415])},
         summary="Start an export (a zip written by a worker)",
         description="202 with the export's status; poll status_url until state is done, then "
         "GET download_url. While the same export is queued or running, that one is returned.",
@@ -163,7 +169,10 @@ class VersionExportsView(DatasetsAPIView):
 class ExportDetailView(DatasetsAPIView):
     permissions = {"GET": CAN_VIEW_DATASETS}
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="An export's progress")
+    @extend_schema(
+        responses={200: ExportSerializer, **error_responses(ONE_ITEM_ERRORS)},
+        summary="An export's progress",
+    )
     def get(self, request, pk: int):
         export = get_object_or_404(visible_exports(request.user), pk=pk)
         return Response(export_payload(export, api=True))
@@ -172,7 +181,16 @@ class ExportDetailView(DatasetsAPIView):
 class ExportDownloadView(DatasetsAPIView):
     permissions = {"GET": CAN_VIEW_DATASETS}
 
-    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY}, summary="The zip")
+    @extend_schema(
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            **error_responses(
+                ONE_ITEM_ERRORS,
+                {404: "No such export of yours, or it is not finished, or its zip was removed."},
+            ),
+        },
+        summary="The zip",
+    )
     def get(self, request, pk: int):
         export = get_object_or_404(visible_exports(request.user).select_related("version"), pk=pk)
         return download_response(export)
@@ -183,7 +201,7 @@ class ImportListView(DatasetsAPIView):
     parser_classes = [MultiPartParser]
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses={200: ImportListSerializer, **error_responses(READ_ERRORS)},
         summary="Imports into your lines",
         operation_id="datasets_imports_list",
     )
@@ -193,13 +211,22 @@ class ImportListView(DatasetsAPIView):
 
     @extend_schema(
         request={"multipart/form-data": ImportRequestSerializer},
-        responses={202: OpenApiTypes.OBJECT},
+        responses={
+            202: ImportSerializer,
+            **error_responses(
+                [400, *ONE_ITEM_ERRORS, 413, 415],
+                {404: "No line of yours has this name.", 413: "The archive is over the limit."},
+            ),
+        },
         summary="Import a COCO or ImageFolder zip into a line",
         description="202 with the import's status; poll status_url. A refused archive ends "
         "in state failed with every bad file and its reason in problems.",
     )
     def post(self, request):
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0  # Django reads what comes; the archive's own size is checked after
         if length > limits.import_max_bytes() + 1024 * 1024:
             return Response(
                 {
@@ -228,7 +255,10 @@ class ImportListView(DatasetsAPIView):
 class ImportDetailView(DatasetsAPIView):
     permissions = {"GET": CAN_IMPORT_DATASETS}
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="An import's progress and problems")
+    @extend_schema(
+        responses={200: ImportSerializer, **error_responses(ONE_ITEM_ERRORS)},
+        summary="An import's progress and problems",
+    )
     def get(self, request, pk: int):
         record = get_object_or_404(visible_imports(request.user).select_related("line"), pk=pk)
         return Response(import_payload(record, api=True))

@@ -2,6 +2,7 @@ import json
 import unicodedata
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -13,10 +14,14 @@ from inspection.models import (
     InspectionStatus,
     PredictionRole,
 )
+from loupe.common.api_docs import not_blank_pattern
 from loupe.common.errors import InvalidInput
 
 MAX_EXTERNAL_ID = 128
 MAX_METADATA_BYTES = 16 * 1024
+# read_submission's rules on external_id as one pattern, for the OpenAPI schema: no control
+# character (Unicode Cc) anywhere, and something left after stripping whitespace.
+EXTERNAL_ID_PATTERN = not_blank_pattern(forbidden=r"\x00-\x1f\x7f-\x9f")
 
 
 MAX_METADATA_DEPTH = 32
@@ -57,12 +62,25 @@ def parse_metadata(raw: str) -> dict:
     return metadata
 
 
+def _refuse_repeated_parts(data) -> None:
+    """Two external_ids (or images, or metadata) in one request: which one is meant? Refused
+    rather than picking one."""
+    for name in ("external_id", "metadata", "image"):
+        count = len(data.getlist(name)) if hasattr(data, "getlist") else 0
+        if count > 1:
+            raise InvalidInput(f"{name} is sent {count} times; send it once", field=name)
+
+
 def read_submission(request) -> tuple[str, dict, bytes]:
-    """Pull external_id, metadata and image bytes out of a multipart POST, or raise."""
+    """Pull external_id, metadata and image bytes out of a multipart POST, or raise.
+
+    external_id: 1 to MAX_EXTERNAL_ID characters as sent, no control characters, not blank;
+    surrounding whitespace is dropped (EXTERNAL_ID_PATTERN states the same for the schema).
+    """
+    _refuse_repeated_parts(request.data)
     external_id = request.data.get("external_id")
     if not isinstance(external_id, str) or not external_id.strip():
         raise InvalidInput("external_id is required", field="external_id")
-    external_id = external_id.strip()
     if len(external_id) > MAX_EXTERNAL_ID:
         raise InvalidInput(
             f"external_id is {len(external_id)} characters; the limit is {MAX_EXTERNAL_ID}",
@@ -70,6 +88,7 @@ def read_submission(request) -> tuple[str, dict, bytes]:
         )
     if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in external_id):
         raise InvalidInput("external_id must not contain control characters", field="external_id")
+    external_id = external_id.strip()
 
     metadata = {}
     raw = request.data.get("metadata")
@@ -93,11 +112,32 @@ def read_submission(request) -> tuple[str, dict, bytes]:
 class SubmissionSerializer(serializers.Serializer):
     """The POST body, for the OpenAPI schema; read_submission does the checking."""
 
-    image = serializers.ImageField(help_text="JPEG or PNG, 8-bit grayscale, RGB or RGBA.")
-    external_id = serializers.CharField(
-        max_length=MAX_EXTERNAL_ID, help_text="Serial or lot reference; the idempotency key."
+    image = serializers.FileField(
+        help_text=(
+            "JPEG or PNG, 8-bit grayscale, RGB or RGBA, within the server's byte and pixel "
+            "limits (413 above them; 415 for another format; 400 when truncated or corrupt)."
+        )
     )
-    metadata = serializers.CharField(required=False, help_text="A JSON object, as a string.")
+    external_id = serializers.CharField(
+        min_length=1,
+        max_length=MAX_EXTERNAL_ID,
+        validators=[RegexValidator(EXTERNAL_ID_PATTERN)],
+        trim_whitespace=False,
+        help_text=(
+            "Serial or lot reference; the idempotency key. No control characters, not only "
+            "whitespace; surrounding whitespace is dropped."
+        ),
+    )
+    metadata = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_METADATA_BYTES,
+        help_text=(
+            f"A JSON object, as a string: at most {MAX_METADATA_BYTES} bytes of UTF-8 and "
+            f"{MAX_METADATA_DEPTH} levels of nesting; no NaN, Infinity or NUL characters. "
+            "Empty means none."
+        ),
+    )
 
 
 class RegionSerializer(serializers.Serializer):

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -14,6 +14,7 @@ from inspection.api.serializers import (
 )
 from inspection.images import validate_image
 from inspection.models import Inspection
+from loupe.common.api_docs import error_responses
 
 
 class InspectionListView(APIView):
@@ -21,12 +22,32 @@ class InspectionListView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": SubmissionSerializer},
-        responses={201: InspectionAnswerSerializer, 200: InspectionAnswerSerializer},
+        responses={
+            201: OpenApiResponse(InspectionAnswerSerializer, description="Received and routed."),
+            200: OpenApiResponse(
+                InspectionAnswerSerializer,
+                description="A retry: this external_id with this image was received before.",
+            ),
+            **error_responses(
+                [400, 401, 403, 409, 413, 415, 503],
+                {
+                    400: "A field is missing, sent twice or breaks its rule, or the image is "
+                    "truncated or corrupt.",
+                    403: "The station is disabled.",
+                    409: "This external_id was received before with another image.",
+                    413: "The image is over the byte or pixel limit, or the form fields are "
+                    "too large.",
+                    415: "The body is not multipart/form-data, or the image is not a JPEG or "
+                    "PNG in a supported mode.",
+                },
+            ),
+        },
         summary="Submit a product image",
         description=(
             "Creates the inspection and answers within the line's latency budget with "
             "accept, reject or review. The same external_id with the same image returns the "
-            "existing inspection (200); with another image it answers 409."
+            "existing inspection (200); with another image it answers 409. Nothing is stored "
+            "when the request is refused."
         ),
     )
     def post(self, request):
@@ -46,7 +67,19 @@ class InspectionListView(APIView):
 
 
 class InspectionDetailView(APIView):
-    @extend_schema(responses=InspectionAnswerSerializer, summary="Current state of an inspection")
+    @extend_schema(
+        responses={
+            200: InspectionAnswerSerializer,
+            **error_responses(
+                [401, 403, 404, 503],
+                {
+                    403: "The station is disabled.",
+                    404: "No inspection with this id was sent by this station.",
+                },
+            ),
+        },
+        summary="Current state of an inspection",
+    )
     def get(self, request, pk: int):
         # A station sees only its own inspections; anything else is "not found".
         get_object_or_404(Inspection, pk=pk, station=request.auth)

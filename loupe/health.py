@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 DEADLINE_S = 3.0
 BROKER_TIMEOUT_S = 1.0
+DATABASE_TIMEOUT_S = 2
 WORKER_REPLY_S = 1.0
 IN_PROCESS = {"ok": True, "mode": "in process"}
 
@@ -86,6 +87,20 @@ def _connect(conn) -> None:
 def check_database() -> dict:
     from django.db import connection
 
+    if connection.vendor == "postgresql":
+        # a connection of its own with a connect timeout: a server that accepts and never
+        # answers would otherwise hold this thread for as long as TCP allows
+        import psycopg
+
+        params = {
+            key: value
+            for key, value in connection.get_connection_params().items()
+            if key not in ("cursor_factory", "context", "prepare_threshold", "pool")
+        }
+        params["connect_timeout"] = DATABASE_TIMEOUT_S
+        with psycopg.connect(**params, autocommit=True) as conn:
+            conn.execute("SELECT 1").fetchone()
+        return {"ok": True}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

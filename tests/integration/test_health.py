@@ -114,6 +114,27 @@ def test_a_broker_that_accepts_but_never_answers_gives_503_within_the_deadline(
     assert elapsed < 4
 
 
+@pytest.mark.parametrize("database", ["stopped", "hung"])
+def test_an_unreachable_database_gives_503_within_the_deadline(
+    client, worker, monkeypatch, database
+):
+    from django.db import connection
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        if database == "hung":
+            silent.listen(8)  # accepts connections, never answers
+        port = silent.getsockname()[1] if database == "hung" else closed_port()
+        # the probe's own connection reads these; the test's open connection is not touched
+        monkeypatch.setitem(connection.settings_dict, "HOST", "127.0.0.1")
+        monkeypatch.setitem(connection.settings_dict, "PORT", port)
+        status, body, elapsed = probe(client)
+    assert status == 503
+    assert body["failing"] == ["database"]
+    assert body["checks"]["database"]["error"].startswith("unreachable (")
+    assert elapsed < 4
+
+
 def test_too_little_free_disk_fails_the_probe(client, worker, settings):
     settings.LOUPE_HEALTH_MIN_FREE_MB = 10**9  # a petabyte
     status, body, _ = probe(client)

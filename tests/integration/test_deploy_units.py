@@ -66,8 +66,10 @@ def web(transactional_db, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     db = connection.settings_dict
+    # the unit's production defaults, not the suite's plain http (tests/conftest.py)
+    inherited = {k: v for k, v in os.environ.items() if k != "SECURE_SSL_REDIRECT"}
     env = {
-        **os.environ,
+        **inherited,
         "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
         f"{db['PORT'] or 5432}/{db['NAME']}",
         "ALLOWED_HOSTS": "loupe.example",

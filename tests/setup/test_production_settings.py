@@ -19,13 +19,14 @@ DOCS = ROOT / "docs" / "OPERATIONS.md"
 
 def documented_production_variables() -> dict[str, str]:
     """The /etc/loupe/loupe.env block of docs/OPERATIONS.md, with a generated SECRET_KEY in
-    place of the instruction to generate one."""
+    place of its placeholder."""
     block = re.search(r"```sh\n# /etc/loupe/loupe\.env[^\n]*\n(.*?)```", DOCS.read_text(), re.S)
     assert block, "docs/OPERATIONS.md lost its /etc/loupe/loupe.env block"
     variables = dict(
         line.split("=", 1) for line in block.group(1).splitlines() if line and line[0] != "#"
     )
-    assert variables["SECRET_KEY"].startswith("<")  # the docs say how to make one
+    # the docs show the placeholder start-up refuses, and how to make a key
+    assert variables["SECRET_KEY"] == "change-me-to-a-long-random-string"
     variables["SECRET_KEY"] = secrets.token_urlsafe(50)
     return variables
 

@@ -7,6 +7,7 @@ or broker set (a production install), SECRET_KEY and ALLOWED_HOSTS must be set t
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -37,6 +38,13 @@ if os.environ.get("SECRET_KEY"):
             "SECRET_KEY is the example's placeholder: set a long random value "
             "(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
         )
+    # sessions, password-reset links and CSRF tokens are signed with it (Django's deploy check
+    # asks for 50 characters)
+    if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+        raise ImproperlyConfiguredEnv(
+            f"SECRET_KEY has {len(SECRET_KEY)} characters: set a random value of at least 50 "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
 elif DEBUG:
     SECRET_KEY = "insecure-dev-key-only-for-debug"
 elif EMBEDDED:
@@ -60,6 +68,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "ml",
     "inspection",
     "review",
@@ -78,8 +88,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # every page needs a login except the login page and the station API (token auth)
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "accounts.middleware.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # last, as django-axes asks: it turns a lockout into the login page's answer
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "loupe.urls"
@@ -111,8 +125,50 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
 ]
+
+# Login throttling (django-axes): after LOUPE_LOGIN_FAILURE_LIMIT failed logins for one user
+# name from one address, that pair is locked out for LOUPE_LOGIN_COOLOFF_MIN minutes. An admin
+# clears it in admin ("Access attempts") or with `manage.py axes_reset_username USERNAME`.
+# Behind a proxy the address is the proxy's, so the lockout is then by user name.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOUPE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOUPE_LOGIN_COOLOFF_MIN", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+
+# Shared terminals on the floor: a session ends after LOUPE_SESSION_IDLE_S without a person
+# using a page (accounts.middleware), and when the browser closes.
+SESSION_COOKIE_AGE = env_int("LOUPE_SESSION_IDLE_S", 30 * 60, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# Content Security Policy (django-csp 4): scripts only from Loupe's own static files, never
+# inline. Inline styles stay allowed: templates place detection boxes with style attributes.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -157,6 +213,27 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not EMBEDDED)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not EMBEDDED)
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Behind a TLS proxy (docs/OPERATIONS.md). A production install is https-only by default; the
+# embedded mode and DEBUG serve plain http on localhost, so there every default is off.
+TLS_BY_DEFAULT = not (EMBEDDED or DEBUG)
+if env_bool("LOUPE_TRUST_X_FORWARDED_PROTO", False):
+    # opt-in: only a proxy that always sets (or strips) the header may be trusted with it,
+    # otherwise any client could claim https
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", TLS_BY_DEFAULT)
+# a load balancer may probe the health endpoint over plain http, inside the plant network
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if TLS_BY_DEFAULT else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", TLS_BY_DEFAULT)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# needed only when the browser's origin differs from the host Django sees (another port or name)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("https://", "http://")):
+        raise ImproperlyConfiguredEnv(
+            f"CSRF_TRUSTED_ORIGINS entries need their scheme (https://host), got {_origin!r}"
+        )
 
 # Uploads: the byte limit is checked before decoding, the pixel limit before pixels are
 # allocated, so a decompression bomb is refused without being expanded.
@@ -220,6 +297,31 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 LOUPE_TORCH_THREADS = env_int("LOUPE_TORCH_THREADS", 1, minimum=1)
 
+# Time limits (soft, hard) in seconds per kind of task: at the soft limit the task records its
+# failure (an export or a pipeline step marked failed, an item given the fail-safe); at the hard
+# limit the worker process is killed. The embedded mode runs tasks in process, without limits.
+# Inference's hard limit stays under CELERY_VISIBILITY_TIMEOUT (its tasks are acked late).
+# The hard limit defaults to the soft one plus a margin for recording the failure.
+LOUPE_TASK_TIME_LIMITS = {}
+for _kind, _soft, _margin in (
+    ("inference", 30, 30),
+    ("datasets", 3600, 300),
+    ("training", 14400, 600),
+):
+    _soft = env_int(f"LOUPE_{_kind.upper()}_SOFT_TIME_LIMIT_S", _soft, minimum=1)
+    _hard = env_int(f"LOUPE_{_kind.upper()}_HARD_TIME_LIMIT_S", _soft + _margin, minimum=2)
+    if _hard <= _soft:
+        raise ImproperlyConfiguredEnv(
+            f"LOUPE_{_kind.upper()}_HARD_TIME_LIMIT_S ({_hard}) must be above "
+            f"LOUPE_{_kind.upper()}_SOFT_TIME_LIMIT_S ({_soft}): the soft limit records the failure"
+        )
+    LOUPE_TASK_TIME_LIMITS[_kind] = (_soft, _hard)
+
+# /health/ (loupe.health): the free space MEDIA_ROOT and LOUPE_MODEL_DIR need, and the queues
+# that must have a worker (empty: inference, the datasets queue and training)
+LOUPE_HEALTH_MIN_FREE_MB = env_int("LOUPE_HEALTH_MIN_FREE_MB", 1024, minimum=0)
+LOUPE_HEALTH_QUEUES = env_list("LOUPE_HEALTH_QUEUES", [])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -227,3 +329,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 LOUPE_INFERENCE_DEVICE = env_str("LOUPE_INFERENCE_DEVICE", "cpu")
+

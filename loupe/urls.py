@@ -7,9 +7,11 @@ from loupe import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("health/", views.health, name="health"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("account/", include("accounts.urls")),
     path("review/", include("review.urls")),
     path("", include("inspection.urls")),
     path("", include("labeling.urls")),

@@ -1,8 +1,14 @@
 """Fixtures shared by the Django tests (tests/ml_engine runs alone, without Django)."""
 
+import os
 import shutil
 
 import pytest
+
+# The suite runs Loupe's production mode (PostgreSQL, Redis) over plain http, without the TLS
+# proxy a real install has, so it turns the https redirect off: here for the processes tests
+# start (workers, gunicorn), and in _plain_http for this one, whenever its settings were read.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +21,17 @@ def loupe_dirs(tmp_path_factory):
 
 def _django_enabled(request) -> bool:
     return request.config.pluginmanager.hasplugin("django")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _plain_http(request):
+    if not _django_enabled(request):
+        yield
+        return
+    from django.test.utils import override_settings
+
+    with override_settings(SECURE_SSL_REDIRECT=False):
+        yield
 
 
 @pytest.fixture(autouse=True)

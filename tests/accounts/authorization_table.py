@@ -184,6 +184,7 @@ ADMIN_MODELS = {
 }
 
 # the site-wide admin pages, by the route after admin/
+ADMIN_APP_LIST = "^(?P<app_label>...)/$"  # one app's models: a regular expression of the apps
 ADMIN_SITE = {
     "": {"GET": admin_only(200)},
     "login/": {"GET": (200, 200, 200, 200, 200, BACK)},  # a signed-in admin goes to the index
@@ -197,7 +198,7 @@ ADMIN_SITE = {
     # "view on site" of an inspection: no inspection has a public page
     "r/<path:content_type_id>/<path:object_id>/": {"GET": admin_only(404)},
     "auth/user/<id>/password/": {"GET": admin_only(200)},
-    "^(?P<app_label>{apps})/$": {"GET": admin_only(200)},
+    ADMIN_APP_LIST: {"GET": admin_only(200)},
     "(?P<url>.*)$": {"GET": admin_only(404)},  # /admin/<anything else>
 }
 

@@ -33,7 +33,7 @@
   async function follow(cell) {
     while (!FINISHED.includes(cell.dataset.state)) {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-      const { ok, data } = await loupe.getJSON(cell.dataset.statusUrl);
+      const { ok, data } = await loupe.getJSON(cell.dataset.statusUrl, { background: true });
       if (!ok) continue; // a dropped request: ask again next time
       if (FINISHED.includes(data.state) && cell.hasAttribute("data-reload-when-finished")) {
         window.location.reload(); // the page lists the outcome (problems, counts)

@@ -42,7 +42,7 @@
   }
 
   async function poll(table) {
-    const answer = await window.loupe.getJSON(table.dataset.pipelineRun);
+    const answer = await window.loupe.getJSON(table.dataset.pipelineRun, { background: true });
     if (answer.ok) {
       render(table, answer.data);
       if (answer.data.is_finished) return;

@@ -93,12 +93,13 @@
   }
 
   // Keep one item behind the one on screen, claimed and with its image loaded.
-  async function refill() {
+  async function refill(background = false) {
     if (claiming) return claiming;
     claiming = (async () => {
       while (held.length < 2) {
         const seq = ++sentSeq;
-        const result = await loupe.postJSON(claimUrl, { exclude: held.map((i) => i.id) });
+        const exclude = held.map((i) => i.id);
+        const result = await loupe.postJSON(claimUrl, { exclude }, { background });
         if (!result.ok) { status(result.data.detail || "could not fetch the next item", true); break; }
         setOpenCount(result.data.open_count, seq);
         if (!result.data.item) break;
@@ -179,7 +180,7 @@
     for (const item of held) loupe.postJSON(itemUrl(item.id, "keep"), {});
   }, keepEveryMs);
   // An empty queue looks again every few seconds.
-  setInterval(() => { if (held.length < 2) refill(); }, 5000);
+  setInterval(() => { if (held.length < 2) refill(true); }, 5000);
 
   window.addEventListener("pagehide", () => {
     for (const item of held) {

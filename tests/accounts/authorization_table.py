@@ -114,6 +114,8 @@ TABLE = {
     "models/<int:pk>/": {"GET": OWN_FOR_ROLES},
     "models/<int:pk>/promote/": {"POST": LINE_CONTROL},
     "models/<int:pk>/discard/": {"POST": LINE_CONTROL},
+    # PRODUCT.md says the data team "starts retraining"; the registry keeps starting a run
+    # with line control (supervisors, admins; tests/ml_registry): a product question left open
     "models/lines/<int:line_pk>/runs/": {"POST": LINE_CONTROL},
     "models/lines/<int:line_pk>/rollback/": {"POST": LINE_CONTROL},
     "models/lines/<int:line_pk>/policy/": {"POST": LINE_CONTROL},

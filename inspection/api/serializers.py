@@ -10,8 +10,10 @@ from inspection.errors import ImageMissing
 from inspection.images import image_too_large
 from inspection.models import (
     AutomationLevel,
+    DecidedBy,
     Inspection,
     InspectionStatus,
+    Outcome,
     PredictionRole,
 )
 from loupe.common.api_docs import not_blank_pattern
@@ -192,6 +194,7 @@ class InspectionAnswerSerializer(serializers.ModelSerializer):
             return None
         return decision
 
+    @extend_schema_field({"type": "string", "enum": InspectionStatus.values})
     def get_status(self, obj) -> str:
         if obj.status == InspectionStatus.DECIDED and self._decision(obj) is None:
             return InspectionStatus.IN_REVIEW  # decided moments ago, still undoable
@@ -208,16 +211,19 @@ class InspectionAnswerSerializer(serializers.ModelSerializer):
                 return prediction
         return None
 
+    @extend_schema_field({"type": "string", "enum": [*Outcome.values, "review", "pending"]})
     def get_decision(self, obj) -> str:
         decision = self._decision(obj)
         if decision is not None:
             return decision.outcome
         return "review" if self.get_status(obj) == InspectionStatus.IN_REVIEW else "pending"
 
+    @extend_schema_field({"type": "string", "nullable": True, "enum": [*DecidedBy.values, None]})
     def get_decided_by(self, obj) -> str | None:
         decision = self._decision(obj)
         return decision.decided_by if decision else None
 
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
     def get_decided_at(self, obj) -> str | None:
         decision = self._decision(obj)
         return decision.decided_at.isoformat() if decision else None

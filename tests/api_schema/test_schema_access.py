@@ -67,3 +67,19 @@ def test_an_unknown_api_url_is_a_json_404(client, station_auth):
         "error": "not_found",
         "detail": "no API endpoint at /api/v1/inspections/not-a-number/",
     }
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete", "trace"])
+def test_a_method_an_operation_does_not_have_is_a_405_not_a_403(client, data_team_user, method):
+    response = getattr(client, method)(
+        "/api/v1/datasets/", secure=True, HTTP_AUTHORIZATION=data_team_user.auth["Authorization"]
+    )
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def test_head_reads_what_get_reads(client, data_team_user):
+    response = client.head(
+        "/api/v1/datasets/", secure=True, HTTP_AUTHORIZATION=data_team_user.auth["Authorization"]
+    )
+    assert response.status_code == 200

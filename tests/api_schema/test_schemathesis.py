@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.helpers import image_bytes
+from tests.helpers import image_bytes, seed_inspection, seed_model_version
 
 CHECKS = [
     not_a_server_error,
@@ -78,6 +78,19 @@ def test_every_station_success_answer_matches_the_schema(station_auth):
     call("POST /api/v1/inspections/", station_auth, body=other, expect=409, **multipart)
     path = {"id": created.json()["id"]}
     call("GET /api/v1/inspections/{id}/", station_auth, path_parameters=path, expect=200)
+
+
+def test_an_answer_with_the_models_output_matches_the_schema(make_line, station_with_token):
+    model = seed_model_version()
+    line = make_line(name="line-assist", level="assist")
+    station, token = station_with_token(line, name="cam-assist")
+    region = {"x0": 1.0, "y0": 2.0, "x1": 30.5, "y1": 40.0, "label": "scratch", "score": 0.9}
+    item = seed_inspection(station, "SN-9", probability=0.7, regions=[region], model_version=model)
+    auth = {"Authorization": f"Bearer {token}"}
+    answer = call(
+        "GET /api/v1/inspections/{id}/", auth, path_parameters={"id": item.pk}, expect=200
+    )
+    assert answer.json()["regions"] == [region]
 
 
 def test_every_datasets_success_answer_matches_the_schema(data_team):

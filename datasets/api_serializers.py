@@ -11,6 +11,9 @@ from labeling.models import LabelSource
 from loupe.common.api_docs import StrictCharField, StrictSerializer, not_blank_pattern
 
 NAME_PATTERN = not_blank_pattern(forbidden=r"\x00")
+name_check = RegexValidator(
+    NAME_PATTERN, "must hold a character that is not whitespace, and no NUL"
+)
 # The service parses the date; the pattern keeps out what Python's date.fromisoformat also
 # takes ("20261126", "2026-W48-4") but a JSON Schema date is not.
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -19,7 +22,8 @@ DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 @extend_schema_field({"type": "string", "format": "date", "pattern": DATE_PATTERN})
 class DateStringField(StrictCharField):
     def __init__(self, **kwargs):
-        super().__init__(validators=[RegexValidator(DATE_PATTERN)], **kwargs)
+        check = RegexValidator(DATE_PATTERN, "must be a date like 2026-11-26")
+        super().__init__(validators=[check], **kwargs)
 
 
 class FiltersSerializer(StrictSerializer):
@@ -46,7 +50,7 @@ class FreezeSerializer(StrictSerializer):
         required=False,
         max_length=services.MAX_NAME_LENGTH,
         trim_whitespace=False,
-        validators=[RegexValidator(NAME_PATTERN)],
+        validators=[name_check],
         help_text="Unique among versions; default ds-<n>.",
     )
     filters = FiltersSerializer(required=False)
@@ -64,7 +68,7 @@ class ImportRequestSerializer(serializers.Serializer):
     archive = serializers.FileField(help_text="A zip, within the server's import limits.")
     line = StrictCharField(
         trim_whitespace=False,
-        validators=[RegexValidator(NAME_PATTERN)],
+        validators=[name_check],
         help_text="One of your lines, by name.",
     )
     format = serializers.ChoiceField(choices=ImportFormat.choices)

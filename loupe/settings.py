@@ -254,8 +254,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Camera stations post product images and receive accept / reject / review.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
+    # a station, a script's API token or a signed-in user; nobody anonymous
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_AUTHENTICATION": ["loupe.schema_access.SchemaReaderAuthentication"],
+    # requests and answers described apart: uploads as binary, required and minLength exact
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ExportFormatEnum": "datasets.models.ExportFormat",
+        "ImportFormatEnum": "datasets.models.ImportFormat",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }

@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from loupe import views
+from loupe.common import api_errors
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,5 +22,13 @@ urlpatterns = [
     path("api/v1/", include("inspection.api.urls")),
     path("api/v1/datasets/", include("datasets.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # the page is for people: without a session it sends them to the login page
+    path(
+        "api/docs/",
+        login_required(SpectacularSwaggerSplitView.as_view(url_name="schema")),
+        name="swagger-ui",
+    ),
 ]
+
+# a JSON 404 for an unknown URL under /api/, the site's page elsewhere
+handler404 = api_errors.not_found

@@ -30,11 +30,31 @@ def _remember_queues(sender=None, options=None, **kwargs):
 
 @signals.worker_process_init.connect
 def _prepare_to_judge(**kwargs):
-    """A prefork child of a worker that judges items starts routing overdue items and loading
-    the lines' models in a background thread (other pools skip this: run inference prefork)."""
+    """A prefork child of a worker that judges items routes overdue items and loads the lines'
+    models before it takes any item (other pools skip this: run inference prefork).
+
+    The pool sends a child no task until this returns, so a child that replaces one that died
+    (killed mid-task, a hard time limit) leaves items to its warm siblings while it loads,
+    instead of taking them and missing their budgets. CELERY_WORKER_PROC_ALIVE_TIMEOUT must
+    outlast the load."""
     from django.conf import settings
 
     if not _queues or settings.CELERY_TASK_DEFAULT_QUEUE in _queues:
-        from loupe.startup import prepare_in_background
+        from loupe.startup import prepare_before_taking_items
 
-        prepare_in_background()
+        prepare_before_taking_items()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _drop_dead_database_connections(sender=None, **kwargs):
+    """What Django does around each request, around each task in a worker: close a connection
+    that failed or outlived CONN_MAX_AGE, and health-check the kept one before its next query.
+    Without it a worker keeps a connection PostgreSQL dropped (a restart) and fails every
+    task until CELERY_DB_REUSE_MAX tasks have run. An eager task runs inside its caller's
+    request or transaction, whose connection is not the task's to close."""
+    if sender is None or getattr(sender.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

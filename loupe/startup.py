@@ -19,6 +19,18 @@ def prepare_to_judge() -> None:
     warm_up_active_models()
 
 
+def prepare_before_taking_items() -> None:
+    """prepare_to_judge in this process, now; a failure is logged, never raised."""
+    from django.db import connection
+
+    try:
+        prepare_to_judge()
+    except Exception:  # a failed start-up chore must not take the process down
+        logger.exception("start-up preparation failed")
+    finally:
+        connection.close()  # opened before the first task; tasks open their own
+
+
 def prepare_in_background() -> threading.Thread:
     """prepare_to_judge in a daemon thread: the process takes items at once, and an item that
     arrives meanwhile waits for the loading model instead of loading it twice."""

@@ -1,17 +1,21 @@
+import logging
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import create_user
+from demo import first_model
 from inspection import services, submission
 from inspection.images import validate_image
 from inspection.models import Line, Station
-from ml.services import describe_metrics, set_active_version, train_and_register_model
+from loupe.common.errors import LoupeError
+from ml.services import describe_metrics, set_active_version
 
 DEMO_LINE = "demo-line"
 DEMO_STATION = "demo-cam"
+DEMO_DATASET = "demo-line-labels"
 SHADOW_LINE = "shadow-line"
 SHADOW_STATION = "shadow-cam"
 # (user name, password, role); the demo's logins, printed by scripts/demo.sh
@@ -25,8 +29,10 @@ DEMO_USERS = (
 
 class Command(BaseCommand):
     help = (
-        "Create (or refresh) the demo: a partial-automation line with a trained, active model, "
-        "a station whose new token is written to TOKEN_FILE, and demo users. Safe to repeat."
+        "Create (or refresh) the demo: a partial-automation line whose labeled data the data "
+        "team imported from DATA_DIR and froze as a dataset version, its first model trained "
+        "from that version by the retraining pipeline, a station whose new token is written to "
+        "TOKEN_FILE, and demo users. Safe to repeat."
     )
 
     def add_arguments(self, parser):
@@ -40,6 +46,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
+        # tasks run in this process when embedded; each would log a line
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
         line = Line.objects.filter(name=DEMO_LINE).first() or services.create_line(
             name=DEMO_LINE,
             level="partial",
@@ -47,12 +55,15 @@ class Command(BaseCommand):
             reject_threshold=0.8,
             latency_budget_ms=2000,
         )
+        shadow = Line.objects.filter(name=SHADOW_LINE).first() or services.create_line(
+            name=SHADOW_LINE, level="shadow", latency_budget_ms=5000
+        )
+        users = self._users()
         if line.active_model is None:
-            self.stdout.write("training the first model (about two minutes on two cores)...")
-            version = train_and_register_model(
-                data_dir=opts["data_dir"], log=lambda text: self.stdout.write(f"  {text}")
-            )
-            set_active_version(line=line, model_version=version, changed_by="setup_demo")
+            try:
+                self._first_model(line, opts["data_dir"], users)
+            except (first_model.DemoSetupFailed, LoupeError) as error:
+                raise CommandError(str(error)) from error
             line.refresh_from_db()
         self.stdout.write(
             f"line {line.name}: level {line.automation_level}, model {line.active_model.name}: "
@@ -68,16 +79,15 @@ class Command(BaseCommand):
         opts["token_file"].write_text(token + "\n")
         opts["token_file"].chmod(0o600)
 
-        shadow = Line.objects.filter(name=SHADOW_LINE).first() or services.create_line(
-            name=SHADOW_LINE, level="shadow", latency_budget_ms=5000
-        )
         if shadow.active_model is None:
             set_active_version(
                 line=shadow, model_version=line.active_model, changed_by="setup_demo"
             )
         if opts["seed_images"] and not shadow.inspections.exists():
             self._seed(shadow, opts["seed_images"])
+        self.stdout.write(f"station {station.name}: token written to {opts['token_file']}")
 
+    def _users(self) -> dict:
         users = get_user_model().objects
         for username, password, role in DEMO_USERS:
             if not users.filter(username=username).exists():
@@ -89,7 +99,29 @@ class Command(BaseCommand):
                     password=password,
                     changed_by="setup_demo",
                 )
-        self.stdout.write(f"station {station.name}: token written to {opts['token_file']}")
+        return {user.username: user for user in users.filter(username__in=["data", "supervisor"])}
+
+    def _first_model(self, line, data_dir: Path, users: dict) -> None:
+        """As the demo's users would: the data team imports the generated images and freezes
+        them; the supervisor trains the first model from that version and promotes it."""
+        data = users["data"]
+        self.stdout.write(f"importing {data_dir} as {line.name}'s labeled data (as {data})...")
+        record = first_model.import_labeled_images(line=line, folder=data_dir, user=data)
+        self.stdout.write(f"  {record.created_count} labeled inspections imported")
+        version = first_model.freeze_line(line=line, user=data, name=DEMO_DATASET)
+        self.stdout.write(
+            f"dataset version {version.name}: {version.item_count} images, "
+            f"hash {version.version_hash[:12]}"
+        )
+        self.stdout.write(
+            f"training the first model from {version.name} with the retraining pipeline "
+            "(about three minutes on two cores)..."
+        )
+        model, steps = first_model.train_first_model(
+            line=line, dataset_version=version, supervisor=users["supervisor"]
+        )
+        self.stdout.write(steps)
+        self.stdout.write(f"{model.name} promoted on {line.name} by {users['supervisor']}")
 
     def _seed(self, line, folder: Path):
         station = Station.objects.filter(line=line, name=SHADOW_STATION).first()

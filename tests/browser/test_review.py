@@ -148,6 +148,7 @@ def test_assist_shows_the_models_regions_and_shadow_hides_them(
     assert page.inner_text("#stage .region span") == f"{SCRIPT} 90%"
     screenshot(page, "review-assist-regions")
     page.goto(page.url)  # the detail page draws the same regions, as text too
+    item_on_screen(page)  # the link points at the item once the reloaded page has claimed it
     page.click("#detail-link")
     page.wait_for_selector("#predictions")
     assert SCRIPT in page.inner_text("#detail-stage")

@@ -204,6 +204,27 @@ class LoupeProcess:
                 continue
         return None
 
+    def child_serving(self, server_port: int, client_port: int) -> int | None:
+        """The child process (a gunicorn worker) that holds this client's TCP connection."""
+        inode = None
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote = (int(a.split(":")[1], 16) for a in fields[1:3])
+            if (local, remote) == (server_port, client_port):
+                inode = fields[9]
+        if inode is None:
+            return None
+        for pid in self.children():
+            try:
+                if any(
+                    os.readlink(fd) == f"socket:[{inode}]"
+                    for fd in Path(f"/proc/{pid}/fd").iterdir()
+                ):
+                    return pid
+            except OSError:
+                continue
+        return None
+
     def stop(self) -> None:
         """Kill it and its children: the run is over, and a graceful stop costs seconds."""
         if self.process.poll() is None:

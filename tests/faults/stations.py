@@ -7,9 +7,11 @@ that is what makes an upload safe to repeat, and what the fault tests hold Loupe
 
 from __future__ import annotations
 
+import http.client
 import io
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import requests
@@ -67,6 +69,7 @@ class Fleet:
         self.attempts: list[Attempt] = []
         self.sent: list[str] = []
         self.in_flight = 0
+        self.slow_client_port = 0
         self._lock = threading.Lock()
         self._stop_new = threading.Event()
         self._give_up_at = float("inf")
@@ -130,6 +133,47 @@ class Fleet:
             self.in_flight -= 1
             self.attempts.append(attempt)
         return attempt
+
+    def post_slowly(self, index: int, external_id: str, png: bytes, uploading) -> None:
+        """Upload one item over about two seconds, setting `uploading` (a threading.Event)
+        once part of it is sent, with the client's port in `self.slow_client_port`; then, as
+        any station, retry until answered."""
+        with self._lock:
+            self.sent.append(external_id)
+        boundary = uuid.uuid4().hex
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="external_id"\r\n\r\n'
+                f"{external_id}\r\n--{boundary}\r\n"
+                f'Content-Disposition: form-data; name="image"; filename="{external_id}.png"\r\n'
+                "Content-Type: image/png\r\n\r\n"
+            ).encode()
+            + png
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        port = int(self.url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout_s)
+        started = time.monotonic()
+        try:
+            conn.putrequest("POST", "/api/v1/inspections/")
+            conn.putheader("Authorization", f"Bearer {self.tokens[index]}")
+            conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+            conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders()
+            self.slow_client_port = conn.sock.getsockname()[1]
+            step = max(1, len(body) // 40)
+            for offset in range(0, len(body), step):
+                conn.send(body[offset : offset + step])
+                uploading.set()
+                time.sleep(0.05)
+            kind = "answer" if conn.getresponse().status in (200, 201) else "other"
+        except (OSError, http.client.HTTPException):
+            kind = "connection_error"
+        finally:
+            conn.close()
+        with self._lock:
+            self.attempts.append(Attempt(external_id, started, time.monotonic(), kind))
+        self.post_until_answered(requests.Session(), index, external_id, png)
 
     @staticmethod
     def _read(external_id: str, started: float, response) -> Attempt:

@@ -23,7 +23,7 @@ import requests
 
 from tests.faults import ledger
 from tests.faults.processes import WARMED_UP, wait_for
-from tests.faults.stations import BUDGET_MS, STATIONS, Fleet, big_png
+from tests.faults.stations import BUDGET_MS, STATIONS, Fleet, big_png, png_bytes
 
 # Answers may take the budget plus the fail-safe's own queries and the answer: never more.
 ANSWER_SLACK_S = 3.0
@@ -100,27 +100,39 @@ def test_worker_killed_mid_inference(stack, fault_table, tmp_path):
 
 
 def test_web_killed_mid_upload(stack, fault_table, tmp_path):
-    """A gunicorn worker SIGKILLed with requests in flight: those get a connection error,
-    the station's retry with the same external_id gets the one answer; gunicorn's master
-    starts a new worker."""
+    """The gunicorn worker receiving an upload is SIGKILLed halfway through it: that request
+    and the others in flight there get a connection error, and each station's retry with the
+    same external_id gets the one answer. gunicorn's master starts a new worker."""
 
-    def kill_a_web_worker(fleet: Fleet) -> float:
-        before = len([a for a in fleet.attempts if a.kind == "connection_error"])
-        for _ in range(5):
-            wait_for("requests in flight", lambda: fleet.in_flight >= 2, timeout=10, poll=0.001)
-            victims = stack.web.children()
-            os.kill(victims[0], signal.SIGKILL)
-            wait_for("gunicorn's new worker",
-                     lambda v=victims: len(set(stack.web.children()) - set(v)) == 1,
-                     timeout=30)  # fmt: skip
-            time.sleep(0.5)
-            errors = [a for a in fleet.attempts if a.kind == "connection_error"]
-            if len(errors) > before:
-                return time.time()
-        raise AssertionError("no request was in flight on the killed web worker")
+    def kill_the_web_worker_receiving_an_upload(fleet: Fleet) -> float:
+        uploading = threading.Event()
+        png = png_bytes(fleet.images[0], "slow-1")
+        slow = threading.Thread(
+            target=fleet.post_slowly, args=(0, "slow-1", png, uploading), daemon=True
+        )
+        slow.start()
+        assert uploading.wait(timeout=10)
+        wait_for(
+            "the web worker receiving the upload",
+            lambda: stack.web.child_serving(stack.port, fleet.slow_client_port),
+            timeout=5,
+            poll=0.01,
+        )
+        victim = stack.web.child_serving(stack.port, fleet.slow_client_port)
+        os.kill(victim, signal.SIGKILL)
+        back_at = wait_for(
+            "gunicorn's new worker",
+            lambda: len(stack.web.children()) == 2 and victim not in stack.web.children(),
+            timeout=30,
+        )
+        slow.join(timeout=30)
+        return time.time() - (time.monotonic() - back_at)
 
-    tally, fleet = run_with_fault("web killed", stack, kill_a_web_worker, fault_table, tmp_path)
-    assert tally.connection_errors >= 1
+    tally, fleet = run_with_fault(
+        "web killed", stack, kill_the_web_worker_receiving_an_upload, fault_table, tmp_path
+    )
+    slow = [a.kind for a in fleet.attempts if a.external_id == "slow-1"]
+    assert slow[0] == "connection_error" and slow[-1] == "answer", slow
     retried = {a.external_id for a in fleet.attempts if a.kind == "connection_error"}
     assert retried <= set(fleet.answers()), "a station's retry got no answer"
 

@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-TEST_ENV := SECRET_KEY=test-only-not-a-secret ALLOWED_HOSTS=localhost,127.0.0.1,testserver \
+TEST_ENV := SECRET_KEY=test-only-not-a-secret-padded-to-fifty-characters-0123456789 \
+	ALLOWED_HOSTS=localhost,127.0.0.1,testserver \
 	DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
 	CELERY_BROKER_URL=redis://127.0.0.1:6379/15 \
 	CELERY_RESULT_BACKEND=redis://127.0.0.1:6379/15

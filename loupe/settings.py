@@ -337,3 +337,34 @@ LOGGING = {
 }
 LOUPE_INFERENCE_DEVICE = env_str("LOUPE_INFERENCE_DEVICE", "cpu")
 
+# Faults (tests/faults): a dependency that goes away and comes back must cost seconds, never a
+# hang, a lost item or a process someone has to restart.
+# - A down database, broker or full disk answers 503 + Retry-After (JSON for the API).
+MIDDLEWARE += ["loupe.common.unavailable.ServiceUnavailableMiddleware"]
+# - A connection PostgreSQL dropped (a restart) is noticed before a request or task uses it
+#   (loupe.celery closes unusable connections around each task, as Django does per request).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# - Every Redis socket has a timeout, so nothing waits on a Redis that does not answer.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS.update(
+    socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
+)
+CELERY_REDIS_SOCKET_TIMEOUT = 5
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+CELERY_REDIS_BACKEND_HEALTH_CHECK_INTERVAL = 10
+# - A worker reconnects to a restarted broker every second, forever, and survives kombu's
+#   error on closing the lost connection (loupe/worker_consumer.py says which).
+CELERY_WORKER_CONSUMER = "loupe.worker_consumer:ReconnectingConsumer"
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task running when the connection drops finishes; its message is redelivered after the
+# visibility timeout and finds the item routed (predictions are idempotent). Cancelling it
+# would cost a pool process and its loaded model.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# - A pool process loads the models before it takes items (loupe.celery); the pool waits
+#   this long for it before it gives up on the process.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120
+# - Sending a task gives up within about a second when the broker is down: the item gets the
+#   fail-safe at once instead of holding a web thread.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2
+}

@@ -32,3 +32,5 @@ urlpatterns = [
 
 # a JSON 404 for an unknown URL under /api/, the site's page elsewhere
 handler404 = api_errors.not_found
+# a dependency that is down (database, broker, full disk) is a 503 with Retry-After, not a 500
+handler500 = "loupe.common.unavailable.server_error"

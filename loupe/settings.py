@@ -366,5 +366,8 @@ CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120
 # - Sending a task gives up within about a second when the broker is down: the item gets the
 #   fail-safe at once instead of holding a web thread.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
 }

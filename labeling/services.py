@@ -9,12 +9,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 
 from inspection.models import Inspection, Line, Prediction, PredictionRole
-from labeling import signals
-from labeling.models import AnnotationRevision, ImageLabel, LabelSource
+from labeling import disagreements, signals
+from labeling.models import AnnotationRevision, ImageLabel, LabelDisagreement, LabelSource
 from labeling.selectors import latest_revisions
 from loupe.common.errors import InvalidInput
 from ml.engine.types import box_iou
@@ -135,10 +135,12 @@ def save_annotation(
     created).
 
     Raises InvalidInput (nothing stored) on a bad image label, box or note. Safe to repeat:
-    when the latest revision is the same author's with the same labels and note (a retried or
-    double-clicked save), it is returned with created=False and nothing is added. Concurrent
-    saves of one inspection are numbered one after the other: the inspection row is locked
-    while the number is chosen, and (inspection, number) is unique.
+    when the latest revision is the same author's editor revision (not a review label) with
+    the same labels and note (a retried or double-clicked save), it is returned with
+    created=False and nothing is added. Concurrent saves of one inspection are numbered one
+    after the other: the inspection row is locked while the number is chosen, and
+    (inspection, number) is unique. A save settles or opens the item's review/editor
+    disagreement mark (labeling.disagreements).
     """
     if image_label not in ImageLabel.values:
         raise InvalidInput(
@@ -157,6 +159,7 @@ def save_annotation(
     latest = inspection.annotations.order_by("-number").first()
     if (
         latest is not None
+        and latest.source != LabelSource.REVIEW
         and latest.author_id == author.pk
         and latest.image_label == image_label
         and latest.boxes == boxes
@@ -175,6 +178,7 @@ def save_annotation(
         compared_with=prediction,
         note=note,
     )
+    disagreements.note_editor_revision(revision)
     if revision.source == LabelSource.CORRECTION:
         # the line's retraining policy counts corrections; ml listens (ml.receivers)
         line_id = inspection.line_id
@@ -226,10 +230,17 @@ def labeled_inspections(
     source: str = "",
     label_class: str = "",
     image_label: str = "",
+    disagreement: bool = False,
 ) -> QuerySet[AnnotationRevision]:
-    """Latest revisions of the labeled inspections of `lines`, newest first, narrowed by the
-    filters that are set."""
-    revisions = latest_revisions(lines)
+    """The revisions that count of the labeled inspections of `lines`, newest first, narrowed
+    by the filters that are set (disagreement: only items with an open review/editor
+    disagreement). Each carries `disagrees`: whether its item has an open one."""
+    open_marks = LabelDisagreement.objects.filter(
+        inspection=OuterRef("inspection"), settled_at__isnull=True
+    )
+    revisions = latest_revisions(lines).annotate(disagrees=Exists(open_marks))
+    if disagreement:
+        revisions = revisions.filter(disagrees=True)
     if line is not None:
         revisions = revisions.filter(inspection__line=line)
     if source:
@@ -238,7 +249,9 @@ def labeled_inspections(
         revisions = revisions.filter(image_label=image_label)
     if label_class:
         revisions = _with_box_of_class(revisions, label_class)
-    return revisions.select_related("inspection__line", "author").order_by("-created_at", "-pk")
+    return revisions.select_related("inspection__line", "author", "decision").order_by(
+        "-created_at", "-pk"
+    )
 
 
 @dataclass
@@ -247,10 +260,11 @@ class SourceCounts:
     human: int = 0
     correction: int = 0
     model_accepted: int = 0
+    review: int = 0
 
     @property
     def total(self) -> int:
-        return self.human + self.correction + self.model_accepted
+        return self.human + self.correction + self.model_accepted + self.review
 
     def add(self, source: str) -> None:
         setattr(self, source, getattr(self, source) + 1)

@@ -14,6 +14,7 @@ from inspection.models import ReviewState
 from inspection.selectors import visible_inspections, visible_lines
 from labeling import services
 from labeling.models import ImageLabel, LabelSource
+from labeling.selectors import current_revision
 from loupe.common.json_views import json_endpoint
 from loupe.common.permissions import CAN_LABEL, CAN_VIEW_LABELS
 
@@ -57,7 +58,8 @@ def _model_is_hidden(inspection) -> bool:
 @permission_required(CAN_LABEL, raise_exception=True)
 def label_page(request, pk):
     inspection = _inspection_or_404(request, pk)
-    latest = inspection.annotations.select_related("author").order_by("-number").first()
+    # the editor starts from the revision that counts, never from a review label over boxes
+    latest = current_revision(inspection)
     model_hidden = _model_is_hidden(inspection)
     prediction = None if model_hidden else services.primary_prediction(inspection)
     editor = {
@@ -158,6 +160,7 @@ class DataFilters(forms.Form):
     source = forms.ChoiceField(required=False)
     label_class = forms.ChoiceField(required=False, label="Class")
     image_label = forms.ChoiceField(required=False, label="Image label")
+    disagreement = forms.BooleanField(required=False, label="Review and editor disagree")
 
     def __init__(self, data, *, lines):
         super().__init__(data)
@@ -181,6 +184,7 @@ def data_page(request):
         source=chosen.get("source", ""),
         label_class=chosen.get("label_class", ""),
         image_label=chosen.get("image_label", ""),
+        disagreement=chosen.get("disagreement", False),
     )
     page = Paginator(revisions, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()

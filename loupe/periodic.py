@@ -17,11 +17,14 @@ def periodic_jobs() -> list[PeriodicJob]:
     from datasets import limits
     from datasets import tasks as dataset_tasks
     from inspection import tasks as inspection_tasks
+    from labeling import tasks as labeling_tasks
     from ml import tasks as ml_tasks
 
     return [
         # items a dead process left unrouted get their fail-safe within a minute or so
         PeriodicJob(60.0, inspection_tasks.route_overdue_task),
+        # final review decisions become labels (labeling.review_labels): cheap, one query
+        PeriodicJob(60.0, labeling_tasks.label_final_decisions_task),
         PeriodicJob(600.0, dataset_tasks.clean_up_orphans_task, limits.datasets_queue()),
         PeriodicJob(3600.0, dataset_tasks.remove_expired_exports_task, limits.datasets_queue()),
         # cheap (a folder listing), so on the default queue: a training worker may be busy

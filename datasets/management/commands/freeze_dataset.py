@@ -19,7 +19,8 @@ class Command(BaseCommand):
             "--source",
             action="append",
             default=[],
-            help="label source (human, correction, model_accepted); repeat for more",
+            help="label source (human, correction, model_accepted, review); repeat for more; "
+            "leave review out to freeze without review decisions' labels",
         )
         parser.add_argument("--class", dest="classes", action="append", default=[])
         parser.add_argument("--name", default=None)

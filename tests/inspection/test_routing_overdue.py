@@ -71,6 +71,7 @@ def test_the_periodic_jobs_route_the_overdue_in_process_and_on_beat(make_line):
     ran = run_due_jobs(last_run, now=1000.0)
     assert ran == [
         "inspection.route_overdue",
+        "labeling.label_final_decisions",
         "datasets.clean_up_orphans",
         "datasets.remove_expired_exports",
         "ml.clean_up_runs",
@@ -78,7 +79,10 @@ def test_the_periodic_jobs_route_the_overdue_in_process_and_on_beat(make_line):
     lost.refresh_from_db()
     assert (lost.status, lost.decision.outcome) == (InspectionStatus.DECIDED, "reject")
     assert run_due_jobs(last_run, now=1030.0) == []  # not due again yet
-    assert run_due_jobs(last_run, now=1060.0) == ["inspection.route_overdue"]
+    assert run_due_jobs(last_run, now=1060.0) == [
+        "inspection.route_overdue",
+        "labeling.label_final_decisions",
+    ]
 
     app.finalize(auto=True)
     beat = {
@@ -87,6 +91,7 @@ def test_the_periodic_jobs_route_the_overdue_in_process_and_on_beat(make_line):
     }
     assert beat == {
         "inspection.route_overdue": (60.0, {}),
+        "labeling.label_final_decisions": (60.0, {}),
         "datasets.clean_up_orphans": (600.0, {"queue": "datasets"}),
         "datasets.remove_expired_exports": (3600.0, {"queue": "datasets"}),
         "ml.clean_up_runs": (600.0, {}),

@@ -1,8 +1,14 @@
 """Reads of annotation revisions."""
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 
 from labeling.models import AnnotationRevision, LabelDisagreement, LabelSource
+
+
+def _source_rank() -> Case:
+    """Which kind of revision counts first: editor and imported ones (1) over review labels (0)."""
+    review_last = When(source=LabelSource.REVIEW, then=Value(0))
+    return Case(review_last, default=Value(1), output_field=IntegerField())
 
 
 def latest_revisions(lines: QuerySet | None = None) -> QuerySet[AnnotationRevision]:
@@ -14,14 +20,18 @@ def latest_revisions(lines: QuerySet | None = None) -> QuerySet[AnnotationRevisi
     inspector drew; among revisions of the same kind the latest counts. A review label counts
     only for an item nobody labeled in the editor.
     """
-    same_item = AnnotationRevision.objects.filter(inspection=OuterRef("inspection"))
-    editor = same_item.exclude(source=LabelSource.REVIEW)
-    newer_editor = editor.filter(number__gt=OuterRef("number"))
-    newer_review = same_item.filter(source=LabelSource.REVIEW, number__gt=OuterRef("number"))
-    counts = (~Q(source=LabelSource.REVIEW) & ~Exists(newer_editor)) | (
-        Q(source=LabelSource.REVIEW) & ~Exists(editor) & ~Exists(newer_review)
+    # one anti-join on a rank: PostgreSQL hashes it (an OR of three subqueries was 10x slower)
+    outranking = (
+        AnnotationRevision.objects.filter(inspection=OuterRef("inspection"))
+        .alias(other_rank=_source_rank())
+        .filter(
+            Q(other_rank__gt=OuterRef("source_rank"))
+            | Q(other_rank=OuterRef("source_rank"), number__gt=OuterRef("number"))
+        )
     )
-    revisions = AnnotationRevision.objects.filter(counts)
+    revisions = AnnotationRevision.objects.alias(source_rank=_source_rank()).filter(
+        ~Exists(outranking)
+    )
     if lines is not None:
         revisions = revisions.filter(inspection__line__in=lines)
     return revisions

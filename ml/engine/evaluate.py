@@ -81,7 +81,8 @@ def evaluate_at_thresholds(
     accept: {threshold, precision, recall, f1, recall_per_class}, reject: {...}}.
 
     auroc, box_iou and box_hit_rate are left out when undefined on these samples (one class
-    only, or no true box). Pass `outputs` to reuse predictions already made.
+    only, or no true box: defective images labeled without boxes count for the image figures
+    only). Pass `outputs` to reuse predictions already made.
     """
     if outputs is None:
         outputs = predict_samples(model, samples)
@@ -98,7 +99,8 @@ def evaluate_at_thresholds(
     }
     if 0 < sum(labels) < len(labels):
         result["auroc"] = auroc(labels, scores)
-    if sum(labels):
+    # defective images labeled without boxes count above, but have no box to match
+    if any(s.boxes for s in samples):
         truth = [s.boxes for s in samples]
         found = [o.regions for o in outputs]
         result["box_iou"] = mean_box_iou(truth, found)

@@ -84,7 +84,8 @@ def evaluate(
     }
     if 0 < sum(labels) < len(labels):
         metrics["auroc"] = auroc(labels, [o.defect_probability for o in outputs])
-    if sum(labels):
+    # defective images labeled without boxes count above, but have no box to hit
+    if any(s.boxes for s in samples):
         metrics["box_hit_rate"] = box_hit_rate(
             [s.boxes for s in samples], [o.regions for o in outputs]
         )

@@ -160,7 +160,7 @@ def fit(
         new = tuple(sorted(labels - set(init.classes)))
         classes = tuple(init.classes) + new
         preprocessing = init.preprocessing
-        pixels, masks, targets = _decode(samples, classes, preprocessing.input_size)
+        pixels, masks, targets, known = _decode(samples, classes, preprocessing.input_size)
         network = copy.deepcopy(init.network)
         if new:
             log(f"new classes {', '.join(new)}: the map head grows from {len(init.classes)}")
@@ -170,17 +170,28 @@ def fit(
     else:
         # the known classes always get a channel so models trained on different mixes line up
         classes = DEFECT_CLASSES + tuple(sorted(labels - set(DEFECT_CLASSES)))
-        pixels, masks, targets = _decode(samples, classes, config.input_size)
+        pixels, masks, targets, known = _decode(samples, classes, config.input_size)
         mean = pixels.float().mean(dim=(0, 2, 3)) / 255.0
         std = (pixels.float() / 255.0).std(dim=(0, 2, 3)).clamp_min(1e-3)
         preprocessing = Preprocessing(config.input_size, tuple(mean.tolist()), tuple(std.tolist()))
         network = build_model(DEFAULT_ARCHITECTURE, len(classes)).to(device)
         architecture = DEFAULT_ARCHITECTURE
     pixels, masks, targets = pixels.to(device), masks.to(device), targets.to(device)
+    known = known.to(device)
     log(f"decoded {len(samples)} images in {time.perf_counter() - started:.1f}s")
+    unmapped = len(samples) - int(known.sum())
+    if unmapped:
+        log(f"{unmapped} defective images without boxes train the image head only")
 
     epochs_done = _epochs(
-        network, preprocessing, pixels, masks, targets, generator, config, device, log, progress
+        network,
+        preprocessing,
+        (pixels, masks, targets, known),
+        generator,
+        config,
+        device,
+        log,
+        progress,
     )
     pixel_threshold = _calibrate_pixel_threshold(
         network, classes, preprocessing, samples, pixels, config.batch_size, device
@@ -195,6 +206,7 @@ def fit(
         "map_loss_weight": MAP_LOSS_WEIGHT,
         "map_pos_weight": MAP_POS_WEIGHT,
         "output_stride": OUTPUT_STRIDE,
+        "images_without_map_target": unmapped,
     }
     log(f"trained in {time.perf_counter() - started:.1f}s, pixel threshold {pixel_threshold}")
     return DefectModel(
@@ -224,16 +236,16 @@ def save_model(model: DefectModel, path: Path, *, metrics: dict) -> str:
 def _epochs(
     network: torch.nn.Module,
     preprocessing: Preprocessing,
-    pixels: torch.Tensor,
-    masks: torch.Tensor,
-    labels: torch.Tensor,
+    decoded: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     generator: torch.Generator,
     config: TrainConfig,
     device: str,
     log: Callable[[str], None],
     progress: Callable[[float], None],
 ) -> int:
-    """The epoch loop over decoded images; returns how many epochs ran before the budget."""
+    """The epoch loop over decoded images (pixels, masks, image labels, whether each mask is
+    known); returns how many epochs ran before the budget."""
+    pixels, masks, labels, known = decoded
     count = pixels.shape[0]
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=WEIGHT_DECAY
@@ -260,6 +272,7 @@ def _epochs(
                 preprocessing.normalize(x),
                 labels[index],
                 target,
+                known[index],
                 pos_weight=pos_weight,
                 learning_rate=config.learning_rate * 0.5 * (1 + math.cos(math.pi * fraction)),
             )
@@ -283,23 +296,46 @@ def optimisation_step(
     x: torch.Tensor,
     labels: torch.Tensor,
     target: torch.Tensor,
+    known: torch.Tensor,
     *,
     pos_weight: torch.Tensor,
     learning_rate: float,
 ) -> float:
-    """One step on a normalised batch: image loss plus weighted map loss; returns the loss."""
+    """One step on a normalised batch; returns the loss (training_loss)."""
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
     image_logits, map_logits = network(x)
-    loss = F.binary_cross_entropy_with_logits(
-        image_logits, labels
-    ) + MAP_LOSS_WEIGHT * F.binary_cross_entropy_with_logits(
-        map_logits, target, pos_weight=pos_weight
-    )
+    loss = training_loss(image_logits, map_logits, labels, target, known, pos_weight=pos_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+def training_loss(
+    image_logits: torch.Tensor,
+    map_logits: torch.Tensor,
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    known: torch.Tensor,
+    *,
+    pos_weight: torch.Tensor,
+) -> torch.Tensor:
+    """Image loss over every image, plus the weighted map loss over the images whose map is
+    known (`known`, booleans N). A defective image without boxes has no map truth: an all-zero
+    target would teach the map that its defect is background, so it is left out."""
+    image_loss = F.binary_cross_entropy_with_logits(image_logits, labels)
+    if bool(known.all()):
+        # the plain mean, so a set with boxes everywhere trains exactly as it always did
+        map_loss = F.binary_cross_entropy_with_logits(map_logits, target, pos_weight=pos_weight)
+    else:
+        per_cell = F.binary_cross_entropy_with_logits(
+            map_logits, target, pos_weight=pos_weight, reduction="none"
+        )
+        weight = known.to(per_cell.dtype)
+        per_image = per_cell.mean(dim=(1, 2, 3))
+        map_loss = (per_image * weight).sum() / weight.sum().clamp_min(1.0)
+    return image_loss + MAP_LOSS_WEIGHT * map_loss
 
 
 def augment(
@@ -365,8 +401,9 @@ def _calibrate_pixel_threshold(
 
 def _decode(
     samples: Sequence[LabeledImage], classes: tuple[str, ...], size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """uint8 images Nx3xSxS, box masks NxCx(S/4)x(S/4) and image labels N, all in memory."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 images Nx3xSxS, box masks NxCx(S/4)x(S/4), image labels N and whether each mask
+    is known N, all in memory. Images of any size are resized to S, their boxes with them."""
     fit = Preprocessing(size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     cells = size // OUTPUT_STRIDE
     pixels = np.empty((len(samples), size, size, 3), np.uint8)
@@ -383,10 +420,12 @@ def _decode(
             r0, r1 = _cell_span(box.y0 * sy, box.y1 * sy, cells)
             masks[i, channel[box.label], r0:r1, c0:c1] = 1.0
     labels = torch.tensor([float(s.is_defective) for s in samples])
+    known = torch.tensor([s.has_map_target for s in samples], dtype=torch.bool)
     return (
         torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
         torch.from_numpy(masks),
         labels,
+        known,
     )
 
 

@@ -11,7 +11,11 @@ from inspection.storage import image_path
 
 def write_coco_folder(items: Iterable, out_dir: Path, *, classes: list[str]) -> int:
     """Write images/ and annotations.json for `items` (DatasetItems, or anything with image,
-    width, height and boxes); return how many images were written.
+    width, height, image_label and boxes); return how many images were written.
+
+    Each images entry carries the item's image_label ("defective" or "ok"), which
+    load_coco_folder reads: a defective image without boxes (an image-level label) must stay
+    apart from a defect-free one, and plain COCO has no annotation to tell them apart.
 
     Images are hard links to the stored files where the file system allows (no copy of the
     pixels), else copies: not symlinks, which the engine refuses as pointing outside the
@@ -31,7 +35,13 @@ def write_coco_folder(items: Iterable, out_dir: Path, *, classes: list[str]) -> 
             except OSError:
                 shutil.copyfile(source, target)
         images.append(
-            {"id": number, "file_name": file_name, "width": item.width, "height": item.height}
+            {
+                "id": number,
+                "file_name": file_name,
+                "width": item.width,
+                "height": item.height,
+                "image_label": item.image_label,
+            }
         )
         for box in item.boxes:
             w, h = box["x1"] - box["x0"], box["y1"] - box["y0"]

@@ -1,5 +1,6 @@
 """The data steps: ingest (choose or freeze the dataset version), statistics (counts and the
-image schema, which a break fails) and transform (the splits as COCO folders the engine reads).
+image schema; what training cannot use fails it) and transform (the splits as COCO folders
+the engine reads, image-level labels included).
 """
 
 import json
@@ -13,6 +14,7 @@ from PIL import Image
 from datasets.services import freeze_dataset
 from inspection.storage import image_path
 from labeling.models import LabelSource
+from ml.engine.dataset import unusable_reason
 from ml.engine.generator import DEFECT_CLASSES
 from ml.models import ModelVersion, PipelineRun, PipelineStep, StepState
 from ml.pipeline.context import StepContext, StepError, correction_items, dataset_version
@@ -56,75 +58,70 @@ def _reference_schema(baseline: ModelVersion | None) -> dict | None:
     return step.artifacts.get("schema") if step else None
 
 
+NAMED_ITEMS = 10  # a refusal names this many items of each kind, then counts the rest
+
+
+def _named(items: list[str]) -> str:
+    more = f" and {len(items) - NAMED_ITEMS} more" if len(items) > NAMED_ITEMS else ""
+    return ", ".join(items[:NAMED_ITEMS]) + more
+
+
 def statistics(context: StepContext) -> dict:
-    """Counts per split and class, image sizes and channels; a schema break fails the run
-    with a message that names it."""
+    """Counts per split and class, image sizes and channels. What training cannot use (an
+    image missing, undecodable or in a mode that does not convert to RGB; a contradictory
+    label) fails the run with a message that names the items. Mixed sizes and channel counts
+    are not breaks: the preprocessing converts and resizes every image, as it does in serving;
+    defective images without boxes train the image head."""
     version = dataset_version(context)
     line = context.run.line
     known = set(line.defect_classes)
     splits: dict[str, Counter] = {}
     classes: dict[str, Counter] = {}
     sizes, channels = Counter(), Counter()
-    missing, unreadable, no_boxes, boxes_on_ok, unknown, outside = [], [], [], [], set(), []
+    unusable, boxes_on_ok, unknown, outside = [], [], set(), []
+    image_level_only = Counter()
     items = version.items.values_list(
-        "inspection_id", "split", "image", "width", "height", "image_label", "boxes"
+        "inspection_id",
+        "inspection__external_id",
+        "split",
+        "image",
+        "width",
+        "height",
+        "image_label",
+        "boxes",
     )
-    for inspection_id, split, image, width, height, image_label, boxes in items.iterator():
-        try:
-            with Image.open(image_path(image)) as opened:
-                mode, size = opened.mode, opened.size
-        except FileNotFoundError:
-            missing.append(inspection_id)
+    for inspection_id, serial, split, image, width, height, image_label, boxes in items.iterator():
+        name = f"inspection {inspection_id} ({serial})"
+        path = image_path(image)
+        problem = unusable_reason(path)
+        if problem:
+            unusable.append(f"{name} {problem}")
             continue
-        except OSError:
-            unreadable.append(inspection_id)
-            continue
+        with Image.open(path) as opened:
+            mode, size = opened.mode, opened.size
         sizes[f"{size[0]}x{size[1]}"] += 1
         channels[CHANNELS.get(mode, len(mode))] += 1
         splits.setdefault(split, Counter())[image_label] += 1
         if image_label == "defective" and not boxes:
-            no_boxes.append(inspection_id)
+            image_level_only[split] += 1
         if image_label == "ok" and boxes:
-            boxes_on_ok.append(inspection_id)
+            boxes_on_ok.append(name)
         for box in boxes:
             classes.setdefault(split, Counter())[box["label"]] += 1
             if box["label"] not in known:
                 unknown.add(box["label"])
             if not (0 <= box["x0"] < box["x1"] <= width and 0 <= box["y0"] < box["y1"] <= height):
-                outside.append(inspection_id)
+                outside.append(name)
 
     breaks = []
-    if missing:
-        breaks.append(f"images: {len(missing)} stored images are missing (inspection {missing[0]})")
-    if unreadable:
-        breaks.append(f"images: {len(unreadable)} cannot be read (inspection {unreadable[0]})")
-    reference = _reference_schema(context.run.baseline)
-    if len(sizes) > 1:
-        breaks.append(f"image size: one version mixes sizes {dict(sizes)}")
-    if len(channels) > 1:
-        breaks.append(f"channels: one version mixes channel counts {dict(channels)}")
-    schema = {
-        "size": [int(v) for v in next(iter(sizes)).split("x")] if len(sizes) == 1 else None,
-        "channels": next(iter(channels)) if len(channels) == 1 else None,
-    }
-    if reference and len(sizes) == 1 and schema["size"] != reference["size"]:
-        breaks.append(
-            f"image size: {next(iter(sizes))}, but {context.run.baseline} was trained on "
-            f"{reference['size'][0]}x{reference['size'][1]}"
-        )
-    if reference and len(channels) == 1 and schema["channels"] != reference["channels"]:
-        breaks.append(
-            f"channels: {schema['channels']}, but {context.run.baseline} was trained on "
-            f"{reference['channels']}"
-        )
-    if no_boxes:
-        breaks.append(f"labels: {len(no_boxes)} defective images without a box ({no_boxes[0]})")
+    if unusable:
+        breaks.append(f"images: {len(unusable)} cannot be used: {_named(unusable)}")
     if boxes_on_ok:
-        breaks.append(f"labels: {len(boxes_on_ok)} OK images with boxes ({boxes_on_ok[0]})")
+        breaks.append(f"labels: {len(boxes_on_ok)} OK images with boxes: {_named(boxes_on_ok)}")
     if unknown:
         breaks.append(f"labels: classes {', '.join(sorted(unknown))} are not the line's classes")
     if outside:
-        breaks.append(f"labels: {len(outside)} boxes outside their image ({outside[0]})")
+        breaks.append(f"labels: {len(outside)} boxes outside their image: {_named(outside)}")
     for split in ("train", "test"):
         counts = splits.get(split, Counter())
         if not counts["ok"] or not counts["defective"]:
@@ -135,16 +132,34 @@ def statistics(context: StepContext) -> dict:
     if breaks:
         raise StepError("schema break: " + "; ".join(breaks))
 
+    reference = _reference_schema(context.run.baseline)
+    schema = {
+        "size": [int(v) for v in next(iter(sizes)).split("x")] if len(sizes) == 1 else None,
+        "channels": next(iter(channels)) if len(channels) == 1 else None,
+    }
     warnings = [
         f"class {name} has no training image"
         for name in line.defect_classes
         if not classes.get("train", Counter())[name]
     ]
+    for key, what in (("size", "image sizes"), ("channels", "channel counts")):
+        if reference and reference.get(key) is not None and schema[key] != reference[key]:
+            found = dict(sizes) if key == "size" else dict(channels)
+            warnings.append(
+                f"{what} {found} differ from {reference[key]}, which {context.run.baseline} "
+                "was trained on: the preprocessing converts them"
+            )
     for warning in warnings:
         context.log(f"warning: {warning}")
+    if image_level_only:
+        context.log(
+            f"{sum(image_level_only.values())} defective images without boxes "
+            f"{dict(image_level_only)}: they train the image head, not the defect map"
+        )
     result = {
         "splits": {split: dict(c) for split, c in sorted(splits.items())},
         "classes": {split: dict(c) for split, c in sorted(classes.items())},
+        "image_level_only": dict(image_level_only),
         "sizes": dict(sizes),
         "channels": {str(k): v for k, v in channels.items()},
         "schema": schema,

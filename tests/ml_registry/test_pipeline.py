@@ -1,14 +1,17 @@
 """The retraining pipeline run eagerly, step by step, on a few generated images."""
 
-from pathlib import Path
+import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from datasets.models import DatasetVersion
+from inspection.storage import image_path
 from labeling.services import save_annotation
 from ml import pipeline, services
-from ml.engine.dataset import LabeledImage
+from ml.engine.dataset import LabeledImage, load_coco_folder
+from ml.engine.generator import SurfaceConfig, generate_dataset
 from ml.errors import RunInProgress, RunNotRetryable
 from ml.models import ModelStatus, ModelVersion, PipelineRun, PipelineRunState, StepState
 from tests.helpers import seed_inspection, seed_model_version
@@ -78,15 +81,27 @@ def test_two_runs_on_the_same_labels_register_two_versions(labeled_line, supervi
 def test_a_schema_break_stops_the_run_with_a_message_that_names_it(
     line, label_images, generated, supervisor, tmp_path
 ):
-    gray = tmp_path / "gray.png"
-    Image.new("L", (64, 64), 128).save(gray)
     label_images(generated())
-    label_images([LabeledImage(Path(gray), 64, 64, ())], prefix="GRAY")
+    # images of their own: stored files are shared by content, and these two get spoiled
+    own = []
+    for shade in (11, 12):
+        own.append(tmp_path / f"{shade}.png")
+        noise = np.random.default_rng(shade).integers(0, 256, (64, 64, 3), np.uint8)
+        Image.fromarray(noise).save(own[-1])
+    truncated, deep = label_images([LabeledImage(p, 64, 64, ()) for p in own], prefix="BAD")
+    # files changed on disk after the station stored them: one cut short, one from a 16-bit
+    # camera, which the preprocessing would clip to white
+    path = image_path(truncated.image.name)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    Image.fromarray(np.full((64, 64), 40_000, np.uint16)).save(image_path(deep.image.name))
 
     run = pipeline.start_run(line=line, started_by=supervisor, config=TINY_RUN)
     run.refresh_from_db()
     assert run.state == PipelineRunState.FAILED
-    assert "schema break: channels: one version mixes channel counts {3: 60, 1: 1}" in run.error
+    assert "statistics: schema break: images: 2 cannot be used: " in run.error
+    assert f"inspection {truncated.pk} (BAD-0) cannot be read" in run.error
+    assert re.search(rf"inspection {deep.pk} \(BAD-1\) mode I(;16)? does not convert", run.error)
     assert states(run) == {
         "ingest": "succeeded",
         "statistics": "failed",
@@ -94,6 +109,55 @@ def test_a_schema_break_stops_the_run_with_a_message_that_names_it(
     }
     assert run.candidate is None
     assert not ModelVersion.objects.exists()
+
+
+@transactional
+def test_box_less_defective_labels_and_mixed_sizes_and_channels_run_through_every_step(
+    line, label_images, generated, supervisor, inspector, tmp_path
+):
+    # a second camera at another resolution, whose rejects nobody drew boxes on, and a
+    # grayscale camera: the preprocessing converts and resizes, the image head learns
+    label_images(generated())
+    other = tmp_path / "camera-2"
+    generate_dataset(other, count=24, seed=8, config=SurfaceConfig(size=96))
+    second = load_coco_folder(other)
+    box_less = [LabeledImage(s.path, s.width, s.height, ()) for s in second]
+    for inspection, sample in zip(label_images(box_less, prefix="CAM2"), second, strict=True):
+        if sample.boxes:
+            save_annotation(
+                inspection=inspection, author=inspector, image_label="defective", boxes=[]
+            )
+    gray = tmp_path / "gray.png"
+    Image.new("L", (64, 64), 128).save(gray)
+    label_images([LabeledImage(gray, 64, 64, ())], prefix="GRAY")
+    defective_without_boxes = sum(bool(s.boxes) for s in second)
+    assert defective_without_boxes >= 8  # the premise
+
+    run = pipeline.start_run(line=line, started_by=supervisor, config=TINY_RUN)
+    run.refresh_from_db()
+    assert run.state == PipelineRunState.SUCCEEDED, run.error
+    assert set(states(run).values()) == {"succeeded"}
+    artifacts = {s.name: s.artifacts for s in run.steps.all()}
+    statistics = artifacts["statistics"]
+    assert statistics["sizes"] == {"64x64": 61, "96x96": 24}
+    assert statistics["channels"] == {"3": 84, "1": 1}
+    assert statistics["schema"] == {"size": None, "channels": None}
+    assert sum(statistics["image_level_only"].values()) == defective_without_boxes
+    assert sum(sum(c.values()) for c in statistics["splits"].values()) == 85
+    train = artifacts["train"]
+    assert train["hyperparameters"]["images_without_map_target"] == (
+        statistics["image_level_only"].get("train", 0)
+    )
+
+    # the candidate serves both cameras: boxes come back in each image's own pixels
+    model = pipeline.load_version(run.candidate)
+    model.image_threshold = 0.0  # every image gets its regions, whatever this tiny model says
+    images = [Image.open(second[0].path), Image.open(generated()[0].path), Image.open(gray)]
+    for image, output in zip(images, model.predict(images), strict=True):
+        assert output.regions
+        for region in output.regions:
+            assert 0 <= region.x0 < region.x1 <= image.width
+            assert 0 <= region.y0 < region.y1 <= image.height
 
 
 @transactional

@@ -115,7 +115,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"training the first model from {version.name} with the retraining pipeline "
-            "(about a minute on two idle cores)..."
+            "(at most three minutes of training)..."
         )
         model, steps = first_model.train_first_model(
             line=line, dataset_version=version, supervisor=users["supervisor"]

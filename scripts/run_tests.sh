@@ -26,6 +26,7 @@ for path in "${PROCESS_TESTS[@]}"; do ignores+=("--ignore=$path"); done
 started=$SECONDS
 # each stream keeps its temporary files apart (pytest clears a --basetemp when it starts)
 tmp=${TMPDIR:-/tmp}/loupe-tests
+mkdir -p "$tmp"  # pytest makes a --basetemp, not its parents
 stream django test 15 "$PYTEST" --basetemp="$tmp/django" tests --ignore=tests/ml_engine \
   "${ignores[@]}" &
 django=$!

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inspection.selectors import visible_lines
 from loupe.common.errors import LoupeError
 from loupe.common.json_views import json_endpoint
-from loupe.common.permissions import CAN_CONTROL_LINES, CAN_VIEW_LINES
+from loupe.common.permissions import CAN_CONTROL_LINES, CAN_START_RETRAINING, CAN_VIEW_LINES
 from ml import pipeline, services
 from ml.models import ModelStatus, ModelVersion, PipelineRunState, RetrainingPolicy
 from ml.selectors import visible_runs, visible_versions
@@ -114,6 +114,7 @@ def registry_page(request):
             "runs": visible_runs(request.user).filter(line=line)[:20] if line else [],
             "previous": services.previous_active_version(line) if line else None,
             "can_control": can_control,
+            "can_start_runs": request.user.has_perm(CAN_START_RETRAINING),
             "unassigned": visible_versions(request.user).filter(line__isnull=True)[:COLUMNS],
         },
     )
@@ -240,7 +241,7 @@ def set_retraining_policy(request, line_pk):
 
 
 @require_POST
-@permission_required(CAN_CONTROL_LINES, raise_exception=True)
+@permission_required(CAN_START_RETRAINING, raise_exception=True)
 def start_run(request, line_pk):
     line = _line_or_404(request, line_pk)
     try:
@@ -252,7 +253,7 @@ def start_run(request, line_pk):
 
 
 @require_POST
-@permission_required(CAN_CONTROL_LINES, raise_exception=True)
+@permission_required(CAN_START_RETRAINING, raise_exception=True)
 def retry_run(request, pk):
     run = get_object_or_404(visible_runs(request.user), pk=pk)
     return _act(
@@ -305,7 +306,7 @@ def run_page(request, pk):
         {
             "run": run,
             "status": status,
-            "can_control": request.user.has_perm(CAN_CONTROL_LINES),
+            "can_start_runs": request.user.has_perm(CAN_START_RETRAINING),
         },
     )
 

@@ -19,6 +19,9 @@ CAN_VIEW_DATASETS = "datasets.view_datasetversion"
 CAN_FREEZE_DATASETS = "datasets.add_datasetversion"
 CAN_EXPORT_DATASETS = "datasets.add_datasetexport"
 CAN_IMPORT_DATASETS = "datasets.add_datasetimport"
+# starting and retrying retraining runs: the data team's too (PRODUCT.md); promoting,
+# discarding and rolling back a model stays line control
+CAN_START_RETRAINING = "ml.add_pipelinerun"
 
 # The same, by the names templates use: {% if can.review %} (accounts.context_processors)
 CAPABILITIES = {
@@ -29,10 +32,17 @@ CAPABILITIES = {
     "view_labels": CAN_VIEW_LABELS,
     "view_datasets": CAN_VIEW_DATASETS,
     "import_datasets": CAN_IMPORT_DATASETS,
+    "start_retraining": CAN_START_RETRAINING,
 }
 
 _VIEW = [CAN_VIEW_INSPECTIONS, CAN_VIEW_LINES, CAN_VIEW_LABELS]
-_DATASETS = [CAN_VIEW_DATASETS, CAN_FREEZE_DATASETS, CAN_EXPORT_DATASETS, CAN_IMPORT_DATASETS]
+_DATASETS = [
+    CAN_VIEW_DATASETS,
+    CAN_FREEZE_DATASETS,
+    CAN_EXPORT_DATASETS,
+    CAN_IMPORT_DATASETS,
+    CAN_START_RETRAINING,
+]
 
 # app_label.codename of Django's model permissions
 PERMISSIONS = {

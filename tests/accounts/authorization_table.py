@@ -5,9 +5,9 @@ The expectations come from PRODUCT.md's users and loupe.common.permissions, not 
 code happens to answer:
 - every page needs a browser login; the station authenticates with its token on the station
   API only, so on a page it is anonymous;
-- inspectors review and label; supervisors also control lines and models; the data team labels
-  and works with datasets, but neither reviews nor controls a line; admins do everything, on
-  every line, and alone reach Django admin;
+- inspectors review and label; supervisors also control lines and models; the data team labels,
+  works with datasets and starts retraining, but neither reviews nor controls a line; admins do
+  everything, on every line, and alone reach Django admin;
 - an object of another line is "not found" (404), never shown or changed;
 - a role without the permission is refused (403) before anything is looked up.
 tests/accounts/test_authorization_table.py walks the URL resolver and fails on a URL missing
@@ -51,6 +51,8 @@ OWN_FOR_ROLES = (LOGIN, LOGIN, OWN, OWN, OWN, 200)
 REVIEWERS = (LOGIN, LOGIN, 200, 200, 403, 200)
 REVIEWERS_OWN = (LOGIN, LOGIN, OWN, OWN, 403, 200)
 LINE_CONTROL = (LOGIN, LOGIN, 403, Sides(BACK, 404), 403, BACK)
+# PRODUCT.md: the data team starts retraining too; promotion and rollback stay line control
+RETRAINING = (LOGIN, LOGIN, 403, Sides(BACK, 404), Sides(BACK, 404), BACK)
 DATASETS = (LOGIN, LOGIN, 403, 200, 200, 200)
 DATASETS_OWN = (LOGIN, LOGIN, 403, OWN, OWN, 200)
 API_DATASETS = (401, 401, 403, 200, 200, 200)
@@ -114,14 +116,12 @@ TABLE = {
     "models/<int:pk>/": {"GET": OWN_FOR_ROLES},
     "models/<int:pk>/promote/": {"POST": LINE_CONTROL},
     "models/<int:pk>/discard/": {"POST": LINE_CONTROL},
-    # PRODUCT.md says the data team "starts retraining"; the registry keeps starting a run
-    # with line control (supervisors, admins; tests/ml_registry): a product question left open
-    "models/lines/<int:line_pk>/runs/": {"POST": LINE_CONTROL},
+    "models/lines/<int:line_pk>/runs/": {"POST": RETRAINING},
     "models/lines/<int:line_pk>/rollback/": {"POST": LINE_CONTROL},
     "models/lines/<int:line_pk>/policy/": {"POST": LINE_CONTROL},
     "models/runs/<int:pk>/": {"GET": OWN_FOR_ROLES},
     "models/runs/<int:pk>/status.json": {"GET": OWN_FOR_ROLES},
-    "models/runs/<int:pk>/retry/": {"POST": LINE_CONTROL},
+    "models/runs/<int:pk>/retry/": {"POST": RETRAINING},
     # the station API: a station token and nothing else; a station sees its own inspections
     "api/v1/inspections/": {"POST": (401, 201, 401, 401, 401, 401)},
     "api/v1/inspections/<int:pk>/": {"GET": (401, OWN, 401, 401, 401, 401)},

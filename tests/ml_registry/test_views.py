@@ -63,7 +63,8 @@ def test_every_role_sees_its_lines_versions_side_by_side(role, make_user, line, 
     page = response.content.decode()
     assert "0.9876" in page and "Recall of crack at reject" in page
     assert "v-far" not in page
-    assert ('id="start-run"' in page) == (role in ("supervisor", "admin"))
+    # the data team starts retraining too (PRODUCT.md); inspectors do not
+    assert ('id="start-run"' in page) == (role in ("supervisor", "data_team", "admin"))
 
 
 @pytest.mark.parametrize("role", ["inspector", "supervisor"])
@@ -85,9 +86,10 @@ def test_only_supervisors_and_admins_act(role, make_user, line, versions):
         (reverse("ml:promote", args=[new.pk]), {"expected_active": old.pk}),
         (reverse("ml:discard", args=[new.pk]), {}),
         (reverse("ml:rollback", args=[line.pk]), {"expected_active": old.pk}),
-        (reverse("ml:start-run", args=[line.pk]), {}),
         (reverse("ml:retraining_policy", args=[line.pk]), {"mlops_level": "automatic"}),
     ]
+    if role == "inspector":
+        posts.append((reverse("ml:start-run", args=[line.pk]), {}))
     for url, data in posts:
         assert client.post(url, data).status_code == 403, url
     line.refresh_from_db()
@@ -203,3 +205,15 @@ def test_showing_the_registry_writes_nothing(make_user, line, versions):
     assert client.get(reverse("ml:version", args=[versions[1].pk])).status_code == 200
     assert not RetrainingPolicy.objects.exists()
     assert LineChange.objects.count() == changes
+
+
+def test_the_data_team_starts_a_retraining_run_of_its_line_but_not_of_another(
+    make_user, line, other_line, versions, django_capture_on_commit_callbacks
+):
+    client = client_for(make_user, "data_team", line)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("ml:start-run", args=[line.pk]))
+    run = PipelineRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("ml:run", args=[run.pk])
+    assert (run.line, run.started_by.username) == (line, "u-data_team")
+    assert client.post(reverse("ml:start-run", args=[other_line.pk])).status_code == 404

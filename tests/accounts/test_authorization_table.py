@@ -215,9 +215,14 @@ def cases(world: World):
 
 
 @pytest.mark.django_db
-def test_each_actor_gets_the_declared_status_on_its_own_line_and_another(settings, caplog):
+def test_each_actor_gets_the_declared_status_on_its_own_line_and_another(
+    settings, caplog, tmp_path
+):
     """Also: nothing a user (not an admin) is answered names the other line, so a list page
     that leaked another line's rows would fail here too."""
+    # the world's imports and exports keep their files apart from the shared media folder,
+    # which other tests check for files left behind
+    settings.MEDIA_ROOT = tmp_path / "media"
     # the users' passwords are never typed here: a fast hasher keeps the setup short
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # hundreds of 403s and 404s are expected: Django's warning (with a traceback) for each

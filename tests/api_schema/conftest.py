@@ -9,6 +9,13 @@ import pytest
 PASSWORD = "schema-test-password-1"
 
 
+@pytest.fixture(autouse=True)
+def own_media(settings, tmp_path):
+    """Imports and exports made here keep their files apart: tests elsewhere check that the
+    shared media folder holds none left behind."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 @pytest.fixture
 def station_auth(make_line, station_with_token):
     """The Authorization header of an enabled station on a human-only line (answers without a

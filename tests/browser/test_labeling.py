@@ -115,7 +115,9 @@ def test_an_inspector_draws_resizes_and_saves_boxes(
     page.goto("/data/")
     assert page.locator("#labeled tbody tr").count() == 1
     assert "SN-42" in page.inner_text("#labeled")
-    page.wait_for_function("document.querySelector('#labeled img.thumb').naturalWidth > 0")
+    page.wait_for_function(
+        "() => document.querySelector('#labeled img.thumb').naturalWidth > 0"
+    )
     screenshot(page, "labeled-data")
 
 

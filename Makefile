@@ -16,9 +16,9 @@ venv:
 services:
 	@scripts/ensure_services.sh
 
-# two streams side by side, one per core, each with its own databases (scripts/run_tests.sh)
 test: venv services
-	@scripts/run_tests.sh
+	$(TEST_ENV) $(VENV)/bin/pytest tests/ml_engine -p no:django
+	$(TEST_ENV) $(VENV)/bin/pytest tests --ignore=tests/ml_engine
 
 test-engine: venv
 	$(VENV)/bin/pytest tests/ml_engine -p no:django

@@ -283,7 +283,7 @@ def _received_live(line: Line, start, end):
     work, though its rows are created then."""
     return Inspection.objects.filter(
         line=line, received_at__gte=start, received_at__lt=end
-    ).exclude(station__name=services.IMPORT_STATION)
+    ).exclude(station__name__in=services.OFFLINE_STATIONS)
 
 
 def hourly_inspected(line: Line, day: date | None = None) -> list[int]:

@@ -112,6 +112,9 @@ class InspectionStatus(models.TextChoices):
     RECEIVED = "received", "Received, waiting for routing"
     DECIDED = "decided", "Decided"
     IN_REVIEW = "in_review", "Waiting for a human"
+    # a batch prediction's image put on the labeling queue: labeled, never routed or decided,
+    # and outside every figure of the line's live work
+    OFFLINE = "offline", "Offline image (batch prediction)"
 
 
 class Outcome(models.TextChoices):
@@ -343,3 +346,39 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"review of {self.inspection_id} ({self.reason}, {self.state})"
+
+
+class EscapeSource(models.TextChoices):
+    AUDIT = "audit", "Audit found it"
+    REPORTED = "reported", "Reported later (customer return, downstream test)"
+
+
+class Escape(models.Model):
+    """A defective item the model accepted: the costliest mistake an inspection line makes.
+
+    One per inspection. Written only by inspection.escapes: when a human audit rejects an item
+    the model accepted, or when a supervisor records one found later by its serial.
+    """
+
+    inspection = models.OneToOneField(Inspection, on_delete=models.CASCADE, related_name="escape")
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="escapes")
+    model_version = models.ForeignKey(
+        "ml.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The model version that accepted the item.",
+    )
+    source = models.CharField(max_length=10, choices=EscapeSource.choices)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    recorded_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+
+    def __str__(self) -> str:
+        return f"escape of inspection {self.inspection_id} ({self.source})"

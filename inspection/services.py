@@ -38,6 +38,12 @@ TOKEN_PREFIX = "lps_"
 # The disabled station of a line that imported items are recorded on: it stands for an
 # archive, not a camera (datasets' imports create it; figures of live work leave it out).
 IMPORT_STATION = "dataset-import"
+# The disabled station that batch predictions' images are recorded on when a data-team member
+# sends them to the labeling queue (status offline: never routed, never decided).
+BATCH_STATION = "batch-predictions"
+# Stations that stand for no camera: figures of live work (counts, agreement, drift) leave
+# their items out.
+OFFLINE_STATIONS = (IMPORT_STATION, BATCH_STATION)
 
 
 # Lines --------------------------------------------------------------------------------------
@@ -315,13 +321,23 @@ def move_station(*, station: Station, line: Line, changed_by: str, reason: str =
     return station
 
 
-def import_station(line: Line) -> Station:
-    """The line's station for imported items, made on first use and disabled: its token is
-    never shown, so nothing can post as it."""
-    station = Station.objects.filter(line=line, name=IMPORT_STATION).first()
+def _offline_station(line: Line, name: str) -> Station:
+    """A station of the line that stands for no camera, made on first use and disabled: its
+    token is never shown, so nothing can post as it."""
+    station = Station.objects.filter(line=line, name=name).first()
     if station is None:
-        station, _token = create_station(line=line, name=IMPORT_STATION, enabled=False)
+        station, _token = create_station(line=line, name=name, enabled=False)
     return station
+
+
+def import_station(line: Line) -> Station:
+    """The line's station for imported items."""
+    return _offline_station(line, IMPORT_STATION)
+
+
+def batch_station(line: Line) -> Station:
+    """The line's station for batch predictions' images sent to the labeling queue."""
+    return _offline_station(line, BATCH_STATION)
 
 
 def station_for_token(token: str) -> Station | None:

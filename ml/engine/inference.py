@@ -115,6 +115,23 @@ class DefectModel:
             probabilities = torch.sigmoid(image_logits).cpu().numpy()
             return probabilities, torch.sigmoid(map_logits).cpu().numpy()
 
+    def infer_with_embeddings(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Defect probabilities N and embeddings NxD (the pooled features the image head
+        reads) for a preprocessed batch, from the same single pass as infer."""
+        if batch.shape[0] == 0:
+            return np.zeros(0, np.float32), np.zeros((0, self.embedding_size), np.float32)
+        with torch.inference_mode():
+            image_logits, _, pooled = self.network.forward_with_features(batch.to(self.device))
+            return torch.sigmoid(image_logits).cpu().numpy(), pooled.float().cpu().numpy()
+
+    @property
+    def embedding_size(self) -> int:
+        return int(self.network.image_head.in_features)
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embeddings NxD of images (see infer_with_embeddings)."""
+        return self.infer_with_embeddings(self.preprocess(images))[1]
+
     def extract_regions(
         self, prob_map: np.ndarray, defect_probability: float, size: tuple[int, int]
     ) -> tuple[Region, ...]:

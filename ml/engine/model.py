@@ -43,6 +43,14 @@ class DefectNet(nn.Module):
         nn.init.constant_(self.map_head.bias, -4.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image_logits, maps, _ = self.forward_with_features(x)
+        return image_logits, maps
+
+    def forward_with_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """forward's two outputs plus the pooled features the image head reads [N, 2*w16+C]:
+        the embedding active learning measures novelty and diversity in, at no extra pass."""
         f4 = self.stage4(self.stem(x))
         f8 = self.stage8(f4)
         f16 = self.stage16(f8)
@@ -50,7 +58,7 @@ class DefectNet(nn.Module):
         u4 = self.fuse4(f4 + F.interpolate(self.lateral4(u8), scale_factor=2.0))
         maps = self.map_head(u4)
         pooled = torch.cat([f16.mean((2, 3)), f16.amax((2, 3)), maps.amax((2, 3))], dim=1)
-        return self.image_head(pooled).squeeze(1), maps
+        return self.image_head(pooled).squeeze(1), maps, pooled
 
 
 def build_model(architecture: str, num_classes: int) -> DefectNet:

@@ -1,0 +1,237 @@
+"""Which unlabeled items are worth a human's boxes next: active learning over a model's outputs.
+
+    score_images(model, images)                   -> probabilities N, embeddings NxD (one pass)
+    select(probabilities, embeddings, reference_embeddings, k, strategy) -> [Pick], best first
+
+Two terms say what an item would teach the model, and a third keeps the picks apart:
+- uncertainty: the model's answer sits near its decision boundary (a known type, unclear);
+- novelty: the item's embedding lies far from every labeled image's. A defect type the model
+  never saw is usually scored LOW, confidently "ok", not uncertain; only its distance from
+  what was labeled gives it away, so novelty weighs as much as uncertainty by default;
+- diversity: a greedy, score-weighted k-center pass scales down an item's score while it lies
+  within `diversity_radius` of an item already picked, so a burst of near-duplicates (one
+  camera glitch, fifty frames) costs the inspector one item, not fifty.
+
+Distances are measured after standardising each embedding dimension by the reference set
+(the labeled images), and in units of the reference's own typical nearest-neighbour distance,
+so the same strategy reads the same on any model and any line. Plain numpy; no Django.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .inference import DefectModel
+
+REASONS = ("uncertain", "novel")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Every parameter of the ranking, shown to the people who work the queue.
+
+    boundary: the defect probability where uncertainty peaks (the model's image threshold).
+    neighbours: novelty is the mean distance to this many nearest reference embeddings.
+    novelty_scale: that distance, divided by the reference's own median k-NN distance, maps
+    to novelty r / (r + novelty_scale) after subtracting 1: an item as close to the labeled
+    set as labeled images are to each other has novelty 0; one `novelty_scale` typical
+    spacings beyond that has 0.5.
+    reference_size: at most this many reference embeddings are used (a seeded sample).
+    diversity_radius: in typical reference spacings; within it of an earlier pick an item's
+    score is scaled by distance / radius. 0 turns diversity off.
+    """
+
+    name: str = "uncertainty + novelty, score-weighted k-center diversity"
+    uncertainty_weight: float = 1.0
+    novelty_weight: float = 1.0
+    boundary: float = 0.5
+    neighbours: int = 5
+    novelty_scale: float = 1.0
+    reference_size: int = 2000
+    diversity_radius: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.uncertainty_weight < 0 or self.novelty_weight < 0:
+            raise ValueError("weights must not be negative")
+        if self.uncertainty_weight + self.novelty_weight <= 0:
+            raise ValueError("at least one weight must be positive")
+        if not 0.0 < self.boundary < 1.0:
+            raise ValueError("boundary must be within (0, 1)")
+        if self.neighbours < 1 or self.reference_size < 2:
+            raise ValueError("neighbours must be >= 1 and reference_size >= 2")
+        if self.novelty_scale <= 0 or self.diversity_radius < 0:
+            raise ValueError("novelty_scale must be positive, diversity_radius not negative")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_STRATEGY = Strategy()
+
+
+@dataclass(frozen=True)
+class Pick:
+    index: int
+    score: float
+    uncertainty: float
+    novelty: float
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "score": round(self.score, 4),
+            "uncertainty": round(self.uncertainty, 4),
+            "novelty": round(self.novelty, 4),
+            "reason": self.reason,
+        }
+
+
+def score_images(
+    model: DefectModel, images: Sequence[Image.Image], batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Defect probabilities N and embeddings NxD, one forward pass per batch."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    probabilities = [np.zeros(0, np.float32)]
+    embeddings = [np.zeros((0, model.embedding_size), np.float32)]
+    for first in range(0, len(images), batch_size):
+        p, e = model.infer_with_embeddings(model.preprocess(images[first : first + batch_size]))
+        probabilities.append(p)
+        embeddings.append(e)
+    return np.concatenate(probabilities), np.concatenate(embeddings)
+
+
+def uncertainty(probabilities: np.ndarray, boundary: float = 0.5) -> np.ndarray:
+    """1 at the boundary, falling linearly to 0 at p = 0 and p = 1."""
+    p = np.clip(np.asarray(probabilities, np.float64), 0.0, 1.0)
+    return np.where(p <= boundary, p / boundary, (1.0 - p) / (1.0 - boundary))
+
+
+def novelty(
+    embeddings: np.ndarray, reference_embeddings: np.ndarray, strategy: Strategy = DEFAULT_STRATEGY
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(novelty N in 0..1, the standardised pool NxD, the typical reference spacing).
+
+    With fewer than two reference embeddings nothing is known to be familiar: novelty is 0
+    everywhere and the spacing comes from the pool itself.
+    """
+    pool = np.asarray(embeddings, np.float64)
+    reference = _sample(np.asarray(reference_embeddings, np.float64), strategy)
+    if len(reference) < 2:
+        z = _standardise(pool, pool)
+        return np.zeros(len(pool)), z, _typical_spacing(z, strategy.neighbours)
+    z_ref = _standardise(reference, reference)
+    z = _standardise(pool, reference)
+    spacing = _typical_spacing(z_ref, strategy.neighbours)
+    k = min(strategy.neighbours, len(z_ref))
+    distance = _knn_mean(_distances(z, z_ref), k)
+    beyond = np.maximum(distance / spacing - 1.0, 0.0)
+    return beyond / (beyond + strategy.novelty_scale), z, spacing
+
+
+def select(
+    probabilities: np.ndarray,
+    embeddings: np.ndarray,
+    reference_embeddings: np.ndarray,
+    k: int,
+    strategy: Strategy = DEFAULT_STRATEGY,
+) -> list[Pick]:
+    """The k pool items worth a human's boxes next, in order (fewer if the pool is smaller).
+
+    Deterministic: ties go to the lower index. Raises ValueError on mismatched shapes.
+    """
+    probabilities = np.asarray(probabilities, np.float64).reshape(-1)
+    embeddings = np.asarray(embeddings, np.float64)
+    reference_embeddings = np.asarray(reference_embeddings, np.float64)
+    n = len(probabilities)
+    if embeddings.ndim != 2 or len(embeddings) != n:
+        raise ValueError(f"{n} probabilities but embeddings of shape {embeddings.shape}")
+    if reference_embeddings.size and (
+        reference_embeddings.ndim != 2 or reference_embeddings.shape[1] != embeddings.shape[1]
+    ):
+        raise ValueError(
+            f"reference embeddings {reference_embeddings.shape} do not match {embeddings.shape}"
+        )
+    if k < 0:
+        raise ValueError("k must not be negative")
+    k = min(k, n)
+    if k == 0:
+        return []
+    unsure = uncertainty(probabilities, strategy.boundary)
+    reference = reference_embeddings.reshape(-1, embeddings.shape[1])
+    novel, z, spacing = novelty(embeddings, reference, strategy)
+    terms = np.stack([strategy.uncertainty_weight * unsure, strategy.novelty_weight * novel])
+    score = terms.sum(axis=0)
+    radius = strategy.diversity_radius * spacing
+    # distance of each item to its nearest pick so far; inf until something is picked
+    nearest = np.full(n, np.inf)
+    available = np.ones(n, dtype=bool)
+    picks: list[Pick] = []
+    for _ in range(k):
+        if radius > 0:
+            adjusted = score * np.minimum(1.0, nearest / radius)
+        else:
+            adjusted = score.copy()
+        adjusted[~available] = -np.inf
+        best = int(np.argmax(adjusted))  # the first maximum: ties go to the lower index
+        available[best] = False
+        picks.append(
+            Pick(
+                index=best,
+                score=float(adjusted[best]),
+                uncertainty=float(unsure[best]),
+                novelty=float(novel[best]),
+                reason=REASONS[int(np.argmax(terms[:, best]))],
+            )
+        )
+        if radius > 0:
+            nearest = np.minimum(nearest, np.sqrt(((z - z[best]) ** 2).sum(axis=1)))
+    return picks
+
+
+def _sample(reference: np.ndarray, strategy: Strategy) -> np.ndarray:
+    if len(reference) <= strategy.reference_size:
+        return reference
+    rng = np.random.default_rng(strategy.seed)
+    return reference[np.sort(rng.choice(len(reference), strategy.reference_size, replace=False))]
+
+
+def _standardise(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    if len(reference) == 0:
+        return x
+    mean = reference.mean(axis=0)
+    std = reference.std(axis=0)
+    # a dimension constant on the reference (a dead feature) would blow any change up
+    std = np.where(std > 1e-6 * max(float(std.max()), 1e-12), std, np.inf)
+    return (x - mean) / std
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _knn_mean(distances: np.ndarray, k: int) -> np.ndarray:
+    if distances.shape[1] == 0:
+        return np.zeros(distances.shape[0])
+    k = min(k, distances.shape[1])
+    return np.partition(distances, k - 1, axis=1)[:, :k].mean(axis=1)
+
+
+def _typical_spacing(z: np.ndarray, neighbours: int) -> float:
+    """Median over the set of each member's mean distance to its k nearest other members."""
+    if len(z) < 2:
+        return 1.0
+    d = _distances(z, z)
+    np.fill_diagonal(d, np.inf)
+    spacing = float(np.median(_knn_mean(d, min(neighbours, len(z) - 1))))
+    return spacing if spacing > 0 else 1.0

@@ -5,16 +5,25 @@
 
 Two terms say what an item would teach the model, and a third keeps the picks apart:
 - uncertainty: the model's answer sits near its decision boundary (a known type, unclear);
-- novelty: the item's embedding lies far from every labeled image's. A defect type the model
-  never saw is usually scored LOW, confidently "ok", not uncertain; only its distance from
-  what was labeled gives it away, so novelty weighs as much as uncertainty by default;
+- novelty: the item lies far from every labeled image. A defect type the model never saw is
+  usually scored LOW, confidently "ok", not uncertain; only its distance from what was
+  labeled gives it away, so novelty weighs as much as uncertainty by default. Distance is
+  taken twice and the larger counts: in the model's own features (the pooled vector its
+  image head reads), and in plain appearance, patch by patch (each patch's mean colour beside
+  its image's, nearest reference patch, as PatchCore does). The second is needed because a
+  model learns to ignore what never mattered in its data: trained on phone backs of eight
+  colours, its features barely move for a soft hue shift, the very look of a new
+  discoloration (measured: new-type items vs the rest, AUROC 0.57 in the model's features,
+  0.93 in patch appearance);
 - diversity: a greedy, score-weighted k-center pass scales down an item's score while it lies
   within `diversity_radius` of an item already picked, so a burst of near-duplicates (one
   camera glitch, fifty frames) costs the inspector one item, not fifty.
 
-Distances are measured after standardising each embedding dimension by the reference set
-(the labeled images), and in units of the reference's own typical nearest-neighbour distance,
-so the same strategy reads the same on any model and any line. Plain numpy; no Django.
+Distances are measured after standardising each dimension by the reference set (the labeled
+images), and in units of the reference's own typical distance, so the same strategy reads the
+same on any model and any line. An embedding (score_images) is the model's pooled features
+followed by the appearance block: appearance_grid^2 patch colours, then the image's mean
+colour, all in the model's normalised input space. Plain numpy and torch; no Django.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+from torch.nn import functional as F
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -45,7 +56,9 @@ class Strategy:
     spacings beyond that has 0.5.
     reference_size: at most this many reference embeddings are used (a seeded sample).
     diversity_radius: in typical reference spacings; within it of an earlier pick an item's
-    score is scaled by distance / radius. 0 turns diversity off.
+    score is scaled by distance / radius (measured in the model's features). 0 turns it off.
+    appearance_grid: the appearance block's patches per side (0: embeddings have none, as
+    for embeddings from elsewhere); reference_patches caps the reference patches searched.
     """
 
     name: str = "uncertainty + novelty, score-weighted k-center diversity"
@@ -56,6 +69,8 @@ class Strategy:
     novelty_scale: float = 1.0
     reference_size: int = 2000
     diversity_radius: float = 1.0
+    appearance_grid: int = 8
+    reference_patches: int = 20000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -69,6 +84,13 @@ class Strategy:
             raise ValueError("neighbours must be >= 1 and reference_size >= 2")
         if self.novelty_scale <= 0 or self.diversity_radius < 0:
             raise ValueError("novelty_scale must be positive, diversity_radius not negative")
+        if self.appearance_grid < 0 or self.reference_patches < 1:
+            raise ValueError("appearance_grid must not be negative, reference_patches positive")
+
+    @property
+    def appearance_size(self) -> int:
+        """Trailing embedding dimensions that hold the appearance block."""
+        return 3 * self.appearance_grid**2 + 3 if self.appearance_grid else 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,18 +118,35 @@ class Pick:
 
 
 def score_images(
-    model: DefectModel, images: Sequence[Image.Image], batch_size: int = 32
+    model: DefectModel,
+    images: Sequence[Image.Image],
+    batch_size: int = 32,
+    strategy: Strategy = DEFAULT_STRATEGY,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Defect probabilities N and embeddings NxD, one forward pass per batch."""
+    """Defect probabilities N and embeddings NxD, one forward pass per batch. D is the
+    model's embedding_size plus strategy.appearance_size; pass the same strategy to select."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    size = model.embedding_size + strategy.appearance_size
     probabilities = [np.zeros(0, np.float32)]
-    embeddings = [np.zeros((0, model.embedding_size), np.float32)]
+    embeddings = [np.zeros((0, size), np.float32)]
     for first in range(0, len(images), batch_size):
-        p, e = model.infer_with_embeddings(model.preprocess(images[first : first + batch_size]))
+        batch = model.preprocess(images[first : first + batch_size])
+        p, e = model.infer_with_embeddings(batch)
         probabilities.append(p)
-        embeddings.append(e)
+        embeddings.append(np.hstack([e, appearance(batch, strategy.appearance_grid)]))
     return np.concatenate(probabilities), np.concatenate(embeddings)
+
+
+def appearance(batch: torch.Tensor, grid: int) -> np.ndarray:
+    """The appearance block of preprocessed images Nx3xHxW: grid x grid patch mean colours
+    (row by row, RGB), then the image's mean colour. Nx0 when grid is 0."""
+    if grid == 0:
+        return np.zeros((batch.shape[0], 0), np.float32)
+    with torch.inference_mode():
+        x = batch.float().cpu()
+        patches = F.adaptive_avg_pool2d(x, grid).permute(0, 2, 3, 1).reshape(len(x), -1)
+        return torch.cat([patches, x.mean((2, 3))], dim=1).numpy()
 
 
 def uncertainty(probabilities: np.ndarray, boundary: float = 0.5) -> np.ndarray:
@@ -119,23 +158,77 @@ def uncertainty(probabilities: np.ndarray, boundary: float = 0.5) -> np.ndarray:
 def novelty(
     embeddings: np.ndarray, reference_embeddings: np.ndarray, strategy: Strategy = DEFAULT_STRATEGY
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """(novelty N in 0..1, the standardised pool NxD, the typical reference spacing).
+    """(novelty N in 0..1, the model-feature part of the pool standardised, NxD', and the
+    reference's typical spacing in it). Novelty is the larger of feature and appearance novelty.
 
     With fewer than two reference embeddings nothing is known to be familiar: novelty is 0
     everywhere and the spacing comes from the pool itself.
     """
     pool = np.asarray(embeddings, np.float64)
     reference = _sample(np.asarray(reference_embeddings, np.float64), strategy)
+    cut = pool.shape[1] - strategy.appearance_size
+    if cut < 1:
+        raise ValueError(
+            f"embeddings of {pool.shape[1]} dimensions cannot hold model features and an "
+            f"appearance block of {strategy.appearance_size} (appearance_grid "
+            f"{strategy.appearance_grid}): score them with the same strategy"
+        )
     if len(reference) < 2:
-        z = _standardise(pool, pool)
+        z = _standardise(pool[:, :cut], pool[:, :cut])
         return np.zeros(len(pool)), z, _typical_spacing(z, strategy.neighbours)
-    z_ref = _standardise(reference, reference)
-    z = _standardise(pool, reference)
+    z_ref = _standardise(reference[:, :cut], reference[:, :cut])
+    z = _standardise(pool[:, :cut], reference[:, :cut])
     spacing = _typical_spacing(z_ref, strategy.neighbours)
     k = min(strategy.neighbours, len(z_ref))
-    distance = _knn_mean(_distances(z, z_ref), k)
-    beyond = np.maximum(distance / spacing - 1.0, 0.0)
-    return beyond / (beyond + strategy.novelty_scale), z, spacing
+    features = _squash(_knn_mean(_distances(z, z_ref), k) / spacing, strategy.novelty_scale)
+    if not strategy.appearance_size:
+        return features, z, spacing
+    looks = _appearance_novelty(pool[:, cut:], reference[:, cut:], strategy)
+    return np.maximum(features, looks), z, spacing
+
+
+def _squash(ratio: np.ndarray, scale: float) -> np.ndarray:
+    """0 up to the reference's typical distance (ratio 1), 0.5 at 1 + scale, towards 1 beyond."""
+    beyond = np.maximum(ratio - 1.0, 0.0)
+    return beyond / (beyond + scale)
+
+
+def _appearance_novelty(pool: np.ndarray, reference: np.ndarray, strategy: Strategy) -> np.ndarray:
+    """Per image, the largest distance of one of its patches (the patch's colour beside its
+    image's colour) to the nearest reference patch, in units of the same figure for reference
+    images kept out of the searched patches (every fifth, at most 200)."""
+    patches = _patches(pool, strategy.appearance_grid)
+    ref_patches = _patches(reference, strategy.appearance_grid)
+    held = np.arange(len(reference)) % 5 == 4 if len(reference) >= 5 else np.zeros(0, bool)
+    held[np.flatnonzero(held)[200:]] = False
+    bank = ref_patches[~held].reshape(-1, 6) if held.size else ref_patches.reshape(-1, 6)
+    mean, std = bank.mean(axis=0), bank.std(axis=0)
+    std = np.where(std > 1e-6, std, 1.0)
+    if len(bank) > strategy.reference_patches:
+        rng = np.random.default_rng(strategy.seed)
+        bank = bank[rng.choice(len(bank), strategy.reference_patches, replace=False)]
+    bank = ((bank - mean) / std).astype(np.float32)
+
+    def worst_patch(images: np.ndarray) -> np.ndarray:
+        queries = ((images.reshape(-1, 6) - mean) / std).astype(np.float32)
+        nearest = np.concatenate(
+            [
+                _distances(queries[i : i + 1024], bank).min(axis=1)
+                for i in range(0, len(queries), 1024)
+            ]
+            or [np.zeros(0, np.float32)]
+        )
+        return nearest.reshape(len(images), -1).max(axis=1)
+
+    typical = float(np.median(worst_patch(ref_patches[held]))) if held.any() else 1.0
+    return _squash(worst_patch(patches) / max(typical, 1e-9), strategy.novelty_scale)
+
+
+def _patches(block: np.ndarray, grid: int) -> np.ndarray:
+    """N x grid^2 x 6: each patch's colour beside its image's colour."""
+    colours = block[:, : 3 * grid * grid].reshape(len(block), grid * grid, 3)
+    image = np.repeat(block[:, None, -3:], grid * grid, axis=1)
+    return np.concatenate([colours, image], axis=2)
 
 
 def select(
@@ -217,7 +310,7 @@ def _standardise(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(squared, 0.0))
+    return np.sqrt(np.maximum(squared, 0))
 
 
 def _knn_mean(distances: np.ndarray, k: int) -> np.ndarray:

@@ -15,6 +15,10 @@ from ml.engine.active_learning import (
 )
 from ml.engine.artifact import load_artifact
 
+# synthetic embeddings: model features only, no appearance block
+PLAIN = Strategy(appearance_grid=0)
+PLAIN_NO_DIVERSITY = Strategy(appearance_grid=0, diversity_radius=0)
+
 
 def _cluster(rng, centre, count, spread=0.3):
     return np.asarray(centre, float) + spread * rng.standard_normal((count, len(centre)))
@@ -34,7 +38,7 @@ def test_an_item_far_from_every_labeled_image_is_novel_and_one_among_them_is_not
     rng = np.random.default_rng(0)
     reference = _cluster(rng, [0, 0, 0, 0], 200)
     pool = np.vstack([_cluster(rng, [0, 0, 0, 0], 5), _cluster(rng, [6, 0, 0, 0], 5)])
-    score, _, spacing = novelty(pool, reference)
+    score, _, spacing = novelty(pool, reference, PLAIN)
     assert spacing > 0
     assert score[:5].max() < 0.2
     assert score[5:].min() > 0.6
@@ -50,7 +54,7 @@ def test_a_confidently_ok_item_of_a_new_kind_outranks_a_familiar_one():
     new_kind = _cluster(rng, [0, 5, 0], 10)
     embeddings = np.vstack([familiar, new_kind])
     probabilities = np.full(50, 0.02)
-    picks = select(probabilities, embeddings, reference, k=10)
+    picks = select(probabilities, embeddings, reference, k=10, strategy=PLAIN)
     assert sum(p.index >= 40 for p in picks) >= 9
     assert all(p.reason == "novel" for p in picks if p.index >= 40)
 
@@ -61,7 +65,7 @@ def test_uncertain_items_come_first_among_familiar_ones_and_say_why():
     embeddings = _cluster(rng, [0, 0], 30)
     probabilities = np.full(30, 0.03)
     probabilities[[4, 17]] = [0.55, 0.45]
-    picks = select(probabilities, embeddings, reference, k=2, strategy=Strategy(diversity_radius=0))
+    picks = select(probabilities, embeddings, reference, k=2, strategy=PLAIN_NO_DIVERSITY)
     assert sorted(p.index for p in picks) == [4, 17]
     assert {p.reason for p in picks} == {"uncertain"}
     assert picks[0].score >= picks[1].score
@@ -74,11 +78,9 @@ def test_diversity_spends_one_pick_on_a_burst_of_near_duplicates():
     others = np.vstack([_cluster(rng, [6, 0, 0], 3, 0.5), _cluster(rng, [0, 0, 6], 3, 0.5)])
     embeddings = np.vstack([burst, others])
     probabilities = np.full(len(embeddings), 0.05)
-    with_diversity = [p.index for p in select(probabilities, embeddings, reference, k=5)]
+    with_diversity = [p.index for p in select(probabilities, embeddings, reference, 5, PLAIN)]
     assert sum(i < 20 for i in with_diversity) == 1
-    without = select(
-        probabilities, embeddings, reference, k=5, strategy=Strategy(diversity_radius=0.0)
-    )
+    without = select(probabilities, embeddings, reference, k=5, strategy=PLAIN_NO_DIVERSITY)
     assert all(p.index < 20 for p in without)  # the burst is the most novel
 
 
@@ -87,23 +89,25 @@ def test_weights_decide_which_term_counts():
     reference = _cluster(rng, [0, 0], 200)
     embeddings = np.vstack([_cluster(rng, [0, 0], 1), _cluster(rng, [8, 0], 1)])
     probabilities = np.array([0.5, 0.01])  # item 0 unsure, item 1 novel
-    only_unsure = Strategy(novelty_weight=0.0, diversity_radius=0)
-    only_novel = Strategy(uncertainty_weight=0.0, diversity_radius=0)
+    only_unsure = Strategy(novelty_weight=0.0, diversity_radius=0, appearance_grid=0)
+    only_novel = Strategy(uncertainty_weight=0.0, diversity_radius=0, appearance_grid=0)
     assert select(probabilities, embeddings, reference, 1, only_unsure)[0].index == 0
     assert select(probabilities, embeddings, reference, 1, only_novel)[0].index == 1
 
 
 def test_select_handles_small_and_empty_inputs_and_refuses_mismatches():
     embeddings = np.zeros((3, 4))
-    assert select(np.zeros(0), np.zeros((0, 4)), np.zeros((5, 4)), k=3) == []
-    assert len(select(np.full(3, 0.5), embeddings, np.zeros((0, 4)), k=10)) == 3
-    picks = select(np.full(3, 0.5), embeddings, np.zeros((0, 4)), k=3)
+    assert select(np.zeros(0), np.zeros((0, 4)), np.zeros((5, 4)), 3, PLAIN) == []
+    assert len(select(np.full(3, 0.5), embeddings, np.zeros((0, 4)), 10, PLAIN)) == 3
+    picks = select(np.full(3, 0.5), embeddings, np.zeros((0, 4)), 3, PLAIN)
     assert sorted(p.index for p in picks) == [0, 1, 2]  # each once
     assert all(p.novelty == 0.0 for p in picks)  # nothing labeled: nothing is known new
     with pytest.raises(ValueError, match="embeddings"):
-        select(np.zeros(2), embeddings, np.zeros((5, 4)), k=1)
+        select(np.zeros(2), embeddings, np.zeros((5, 4)), 1, PLAIN)
     with pytest.raises(ValueError, match="reference"):
-        select(np.zeros(3), embeddings, np.zeros((5, 2)), k=1)
+        select(np.zeros(3), embeddings, np.zeros((5, 2)), 1, PLAIN)
+    with pytest.raises(ValueError, match="appearance block"):
+        select(np.zeros(3), embeddings, np.zeros((5, 4)), 1)  # the default expects one
     with pytest.raises(ValueError):
         Strategy(uncertainty_weight=0.0, novelty_weight=0.0)
 
@@ -122,12 +126,15 @@ def test_score_images_gives_the_models_own_probabilities_and_one_embedding_each(
     paths = sorted((small_dataset / "images").iterdir())[:5]
     images = [Image.open(p).convert("RGB") for p in paths]
     probabilities, embeddings = score_images(model, images, batch_size=2)
-    assert embeddings.shape == (5, model.embedding_size)
+    assert embeddings.shape == (5, model.embedding_size + DEFAULT_STRATEGY.appearance_size)
     expected = [o.defect_probability for o in model.predict(images)]
     assert probabilities.tolist() == pytest.approx(expected, abs=1e-6)
-    assert np.allclose(model.embed(images[:1]), embeddings[:1], atol=1e-5)
+    assert np.allclose(model.embed(images[:1]), embeddings[:1, : model.embedding_size], atol=1e-5)
+    # the appearance block ends with the image's mean colour in the model's input space
+    mean_colour = model.preprocess(images[:1]).mean((2, 3)).numpy()
+    assert np.allclose(embeddings[:1, -3:], mean_colour, atol=1e-5)
     empty_p, empty_e = score_images(model, [])
-    assert empty_p.shape == (0,) and empty_e.shape == (0, model.embedding_size)
+    assert empty_p.shape == (0,) and empty_e.shape == (0, embeddings.shape[1])
 
 
 def test_the_network_gives_the_same_outputs_with_its_features():

@@ -168,3 +168,87 @@ class DatasetImport(models.Model):
 
     def __str__(self) -> str:
         return f"import of {self.archive_name} into {self.line} ({self.state})"
+
+
+class BatchPrediction(models.Model):
+    """A zip of unlabeled images that a line's active model predicts, apart from live work.
+
+    Its images are predicted on their own queue (datasets.batch); its results are read as CSV
+    or JSON, and any of its images can be sent to the line's labeling queue with the model's
+    boxes as pre-annotations. (Not "BatchJob": Celery owns the words task and job.)
+    """
+
+    # PROTECT: the batch records which model said what about which images of the line
+    line = models.ForeignKey("inspection.Line", on_delete=models.PROTECT, related_name="+")
+    model_version = models.ForeignKey(
+        "ml.ModelVersion",
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The line's active model when the batch was started: it predicts every image.",
+    )
+    state = models.CharField(
+        max_length=10, choices=ExportImportState.choices, default=ExportImportState.QUEUED
+    )
+    source_name = models.CharField(max_length=255, help_text="The uploaded zip's or folder's name.")
+    archive_file = models.CharField(
+        max_length=300, blank=True, help_text="Relative to MEDIA_ROOT; removed after the run."
+    )
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0, help_text="Images finished, failed ones too.")
+    failed_count = models.PositiveIntegerField(default=0, help_text="Images that were refused.")
+    sent_count = models.PositiveIntegerField(
+        default=0, help_text="Images sent to the labeling queue so far."
+    )
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Also the heartbeat of a run.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"batch {self.source_name} on {self.line} ({self.state})"
+
+
+class BatchImage(models.Model):
+    """One file of a batch: the model's output for it, or why it could not be predicted."""
+
+    batch = models.ForeignKey(BatchPrediction, on_delete=models.CASCADE, related_name="images")
+    position = models.PositiveIntegerField(help_text="Order in the archive.")
+    name = models.CharField(max_length=500, help_text="The file's name in the archive.")
+    sha256 = models.CharField(max_length=64, blank=True)
+    image = models.CharField(max_length=300, blank=True, help_text="Storage name of the image.")
+    image_format = models.CharField(max_length=10, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    defect_probability = models.FloatField(null=True, blank=True)
+    regions = models.JSONField(default=list, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    inspection = models.ForeignKey(
+        "inspection.Inspection",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Its offline inspection, once sent to the labeling queue.",
+    )
+
+    class Meta:
+        ordering = ["batch_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "position"], name="batch_image_position"),
+        ]
+        indexes = [models.Index(fields=["batch", "defect_probability"], name="batch_image_p")]
+
+    def __str__(self) -> str:
+        return f"{self.name} in batch {self.batch_id}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.defect_probability is None and not self.error

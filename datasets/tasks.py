@@ -1,4 +1,5 @@
-"""Celery entry points of exports and imports, on their own queue (limits.datasets_queue).
+"""Celery entry points of exports and imports, on their own queue (limits.datasets_queue),
+and of batch predictions, on theirs (batch.batch_queue).
 
 acks_late is off here, unlike the inference tasks: an export can outlast the broker's
 visibility timeout, and Redis would then hand the still-running task to a second worker.
@@ -7,11 +8,12 @@ asking again starts a new one (services.STALE_AFTER), and no partial file is eve
 """
 
 import logging
+import os
 
 from celery import shared_task
 from django.db import transaction
 
-from datasets import limits, services
+from datasets import batch, limits, services
 from loupe.common.time_limits import time_limits
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,30 @@ def clean_up_orphans_task() -> dict:
 @shared_task(name="datasets.remove_expired_exports", acks_late=False, **time_limits("datasets"))
 def remove_expired_exports_task() -> int:
     return services.remove_expired_exports()  # periodic (loupe.periodic)
+
+
+@shared_task(name="datasets.predict_batch", bind=True, acks_late=False, **time_limits("datasets"))
+def predict_batch_task(self, batch_id: int) -> None:
+    if not self.request.is_eager:
+        _yield_to_station_work(self.app)
+    batch.run_batch(batch_id=batch_id)  # only the first run of a batch does anything
+
+
+_reniced = False
+
+
+def _yield_to_station_work(app) -> None:
+    """A worker that serves the batch queue alone lowers its CPU priority once (batch.batch_nice),
+    so when stations' items and a batch both want a core the kernel runs the items first.
+    Never in a worker that also takes other queues (it would slow their tasks), nor in the
+    web process (the embedded mode runs tasks there)."""
+    global _reniced
+    if _reniced or set(app.amqp.queues.consume_from) != {batch.batch_queue()}:
+        return
+    _reniced = True
+    if batch.batch_nice() > 0:
+        os.nice(batch.batch_nice())
+        logger.info("batch worker process %s runs at nice %d", os.getpid(), os.nice(0))
 
 
 def send_after_commit(task, object_id: int, model) -> None:

@@ -116,3 +116,109 @@ class LabelDisagreement(models.Model):
     def __str__(self) -> str:
         state = "open" if self.settled_at is None else "settled"
         return f"disagreement on inspection {self.inspection_id} ({state})"
+
+
+class QueueKind(models.TextChoices):
+    """Why an item is on the labeling queue; the order of PRIORITY is the order of work."""
+
+    ESCAPE = "escape", "Audit escape"
+    DISAGREEMENT = "disagreement", "Model and human disagree"
+    BOXLESS = "boxless", "Defective without boxes"
+    BATCH = "batch", "Batch prediction"
+    UNCERTAIN = "uncertain", "Model uncertain"
+    NOVEL = "novel", "Unlike the labeled data"
+
+
+# Escapes first (a defect the model let through), then what humans already flagged, then what
+# the data team sent; active learning's picks come last, among themselves by their score.
+PRIORITY = {
+    QueueKind.ESCAPE: 400,
+    QueueKind.DISAGREEMENT: 300,
+    QueueKind.BOXLESS: 200,
+    QueueKind.BATCH: 100,
+    QueueKind.UNCERTAIN: 0,
+    QueueKind.NOVEL: 0,
+}
+ACTIVE_LEARNING_KINDS = (QueueKind.UNCERTAIN, QueueKind.NOVEL)
+
+
+class QueueState(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"  # a revision was saved in the editor
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class QueueEntry(models.Model):
+    """An item worth a labeler's boxes, on its line's labeling queue. Written only by
+    labeling.queue; one open entry per inspection (a partial unique index).
+
+    done_at is when it stopped being open (saved or dismissed): a source event after it (a
+    new disagreement, a new box-less label) puts the item on the queue again.
+    """
+
+    line = models.ForeignKey(
+        "inspection.Line", on_delete=models.CASCADE, related_name="queue_entries"
+    )
+    inspection = models.ForeignKey(
+        "inspection.Inspection", on_delete=models.CASCADE, related_name="queue_entries"
+    )
+    kind = models.CharField(max_length=20, choices=QueueKind.choices)
+    priority = models.IntegerField()
+    score = models.FloatField(default=0.0, help_text="Active learning's score; 0 otherwise.")
+    details = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=QueueState.choices, default=QueueState.OPEN)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-priority", "-score", "created_at", "pk"]
+        verbose_name_plural = "queue entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["inspection"],
+                condition=Q(state="open"),
+                name="queue_entry_one_open_per_item",
+            ),
+            models.CheckConstraint(
+                name="queue_entry_closed_has_time",
+                condition=Q(state="open", done_at__isnull=True)
+                | (~Q(state="open") & Q(done_at__isnull=False)),
+            ),
+        ]
+        indexes = [
+            # the claim's scan: a line's open entries in the order they are worked
+            models.Index(
+                "line",
+                models.F("priority").desc(),
+                models.F("score").desc(),
+                "created_at",
+                name="queue_entry_open_order",
+                condition=Q(state="open"),
+            ),
+            models.Index(fields=["done_by", "done_at"], name="queue_entry_done_by"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} entry for inspection {self.inspection_id} ({self.state})"
+
+
+class QueueRefresh(models.Model):
+    """The last refresh of a line's queue: when, what it changed, and the active-learning
+    strategy it ranked by (shown on the queue page). Written only by labeling.queue."""
+
+    line = models.OneToOneField(
+        "inspection.Line", on_delete=models.CASCADE, related_name="queue_refresh"
+    )
+    refreshed_at = models.DateTimeField()
+    result = models.JSONField(default=dict)
+    strategy = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"queue of {self.line_id} refreshed at {self.refreshed_at}"

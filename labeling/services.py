@@ -13,7 +13,7 @@ from django.db.models import BooleanField, Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 
 from inspection.models import Inspection, Line, Prediction, PredictionRole
-from labeling import disagreements, signals
+from labeling import disagreements, queue, signals
 from labeling.models import AnnotationRevision, ImageLabel, LabelDisagreement, LabelSource
 from labeling.selectors import latest_revisions
 from loupe.common.errors import InvalidInput
@@ -140,7 +140,7 @@ def save_annotation(
     created=False and nothing is added. Concurrent saves of one inspection are numbered one
     after the other: the inspection row is locked while the number is chosen, and
     (inspection, number) is unique. A save settles or opens the item's review/editor
-    disagreement mark (labeling.disagreements).
+    disagreement mark (labeling.disagreements) and finishes its labeling-queue entry.
     """
     if image_label not in ImageLabel.values:
         raise InvalidInput(
@@ -165,6 +165,8 @@ def save_annotation(
         and latest.boxes == boxes
         and latest.note == note
     ):
+        # the labeler confirmed labels they saved before: the item is labeled all the same
+        queue.note_editor_save(latest, author=author)
         return latest, False
 
     prediction = primary_prediction(inspection)
@@ -179,6 +181,7 @@ def save_annotation(
         note=note,
     )
     disagreements.note_editor_revision(revision)
+    queue.note_editor_save(revision, author=author)
     if revision.source == LabelSource.CORRECTION:
         # the line's retraining policy counts corrections; ml listens (ml.receivers)
         line_id = inspection.line_id

@@ -30,7 +30,22 @@ class Line(models.Model):
     fail_safe_action = models.CharField(
         max_length=10, choices=FailSafeAction.choices, default=FailSafeAction.REVIEW
     )
-    audit_fraction = models.FloatField(default=0.02)
+    audit_fraction = models.FloatField(
+        default=0.02,
+        help_text="Share of the model's automatic decisions (partial, full) a human audits, and "
+        "of assist and partial review items shown to the human without the model (blind).",
+    )
+    agreement_target = models.FloatField(
+        default=0.95,
+        help_text="Raising the level above assist needs the 95% lower bound of the unbiased "
+        "human-model agreement at or above this.",
+    )
+    escape_rate_limit = models.FloatField(
+        default=0.25,
+        help_text="Raising the level above assist needs the 95% upper bound of the model's miss "
+        "rate (defective items, by the human's unbiased decision, that the model would have "
+        "accepted) at or below this.",
+    )
     defect_classes = models.JSONField(default=list)
     active_model = models.ForeignKey(
         "ml.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
@@ -56,6 +71,14 @@ class Line(models.Model):
             models.CheckConstraint(
                 name="line_audit_fraction_range",
                 condition=Q(audit_fraction__gte=0) & Q(audit_fraction__lte=1),
+            ),
+            models.CheckConstraint(
+                name="line_agreement_target_range",
+                condition=Q(agreement_target__gte=0) & Q(agreement_target__lte=1),
+            ),
+            models.CheckConstraint(
+                name="line_escape_rate_limit_range",
+                condition=Q(escape_rate_limit__gte=0) & Q(escape_rate_limit__lte=1),
             ),
             models.CheckConstraint(
                 name="line_budget_positive", condition=Q(latency_budget_ms__gt=0)
@@ -287,6 +310,9 @@ class ReviewReason(models.TextChoices):
     EVERY_ITEM = "every_item", "Level reviews every item"
     UNSURE = "unsure", "Model unsure"
     AUDIT = "audit", "Audit sample"
+    # assist and partial's unsure band: a sample at the audit rate shown without the model, so
+    # the agreement evidence of those levels is not anchored by the model's answer
+    BLIND = "blind", "Blind sample (model hidden)"
     FAIL_SAFE = "fail_safe", "Fail-safe"
 
 

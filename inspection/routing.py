@@ -11,7 +11,6 @@ from inspection.models import AutomationLevel, FailSafeAction, Outcome, ReviewRe
 MODEL_LEVELS = frozenset(
     {AutomationLevel.SHADOW, AutomationLevel.ASSIST, AutomationLevel.PARTIAL, AutomationLevel.FULL}
 )
-LEVELS_SHOWING_MODEL = frozenset({AutomationLevel.ASSIST, AutomationLevel.PARTIAL})
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,9 @@ class RoutingPolicy:
 
 @dataclass(frozen=True)
 class Route:
-    """Where an item goes: a final outcome, a review item, or both (a full-level audit)."""
+    """Where an item goes: a final outcome, a review item, or both (an audit of the model's
+    decision). shows_model: whether the human sees the model's answer (never on an audit or a
+    blind sample: those are the unbiased evidence)."""
 
     outcome: str | None
     review_reason: str | None
@@ -45,25 +46,36 @@ def route_without_model(policy: RoutingPolicy) -> Route:
 
 
 def route_with_model(policy: RoutingPolicy, defect_probability: float, *, audit_key: str) -> Route:
+    """Where an item goes at the policy's level, given the model's p(defect).
+
+    Wherever the model decides (partial outside its unsure band, full), a sample at the audit
+    rate also goes to a human who does not see the model; the model's decision stands. Wherever
+    a human decides seeing the model (assist, partial's unsure band), the same share goes to the
+    human blind instead, so each level yields unbiased agreement evidence. The sample is the
+    same `is_audit_sample` draw everywhere: at a given rate, a representative slice of all items.
+    """
     level, p = policy.level, defect_probability
     if level == AutomationLevel.HUMAN_ONLY:
         return route_without_model(policy)
-    if level in (AutomationLevel.SHADOW, AutomationLevel.ASSIST):
-        return Route(
-            outcome=None,
-            review_reason=ReviewReason.EVERY_ITEM,
-            shows_model=level in LEVELS_SHOWING_MODEL,
-        )
+    sampled = is_audit_sample(audit_key, policy.audit_fraction)
+    if level == AutomationLevel.SHADOW:
+        return Route(outcome=None, review_reason=ReviewReason.EVERY_ITEM)
+    if level == AutomationLevel.ASSIST:
+        if sampled:
+            return Route(outcome=None, review_reason=ReviewReason.BLIND)
+        return Route(outcome=None, review_reason=ReviewReason.EVERY_ITEM, shows_model=True)
     if level == AutomationLevel.PARTIAL:
+        audit = ReviewReason.AUDIT if sampled else None
         if p <= policy.accept_threshold:
-            return Route(outcome=Outcome.ACCEPT, review_reason=None)
+            return Route(outcome=Outcome.ACCEPT, review_reason=audit)
         if p >= policy.reject_threshold:
-            return Route(outcome=Outcome.REJECT, review_reason=None)
+            return Route(outcome=Outcome.REJECT, review_reason=audit)
+        if sampled:
+            return Route(outcome=None, review_reason=ReviewReason.BLIND)
         return Route(outcome=None, review_reason=ReviewReason.UNSURE, shows_model=True)
     if level == AutomationLevel.FULL:
         outcome = model_outcome(p, policy.reject_threshold)
-        audit = is_audit_sample(audit_key, policy.audit_fraction)
-        return Route(outcome=outcome, review_reason=ReviewReason.AUDIT if audit else None)
+        return Route(outcome=outcome, review_reason=ReviewReason.AUDIT if sampled else None)
     raise ValueError(f"unknown automation level {level!r}")
 
 

@@ -76,8 +76,9 @@ def validate_line_settings(values: dict) -> None:
     budget = values.get("latency_budget_ms", 1)
     if not isinstance(budget, int) or budget <= 0:
         raise InvalidInput("the latency budget must be a whole number of ms above 0")
-    if not 0.0 <= values.get("audit_fraction", 0.0) <= 1.0:
-        raise InvalidInput("the audit fraction must be within 0..1")
+    for share in ("audit_fraction", "agreement_target", "escape_rate_limit"):
+        if not 0.0 <= values.get(share, 0.0) <= 1.0:
+            raise InvalidInput(f"the {share.replace('_', ' ')} must be within 0..1")
     classes = values.get("defect_classes", ["x"])
     if (
         not isinstance(classes, list)
@@ -137,6 +138,8 @@ LINE_SETTINGS = (
     "fail_safe_action",
     "audit_fraction",
     "defect_classes",
+    "agreement_target",  # the evidence gate's rules (inspection.evidence)
+    "escape_rate_limit",
 )
 
 
@@ -173,12 +176,7 @@ def set_line_level(*, line: Line, level: str, changed_by: str, reason: str = "")
 
 
 def set_line_thresholds(
-    *,
-    line: Line,
-    accept_threshold: float,
-    reject_threshold: float,
-    changed_by: str,
-    reason: str = "",
+    *, line: Line, accept_threshold: float, reject_threshold: float, changed_by: str, reason=""
 ) -> Line:
     return set_line_settings(
         line=line,

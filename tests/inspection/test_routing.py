@@ -84,3 +84,58 @@ def test_fail_safe_reviews_by_default_and_can_reject_but_never_accepts():
 def test_unknown_level_is_refused():
     with pytest.raises(ValueError, match="unknown automation level"):
         route_with_model(policy("turbo"), 0.5, audit_key="k")
+
+
+# Audits and blind samples: the unbiased evidence of every level that runs a model ----------
+
+
+@pytest.mark.parametrize(
+    ("p", "expected"),
+    [
+        (0.0, Route("accept", "audit")),
+        (0.2, Route("accept", "audit")),  # the model's decision stands; a human audits it
+        (0.5, Route(None, "blind", False)),  # the unsure band: decided by a human, model hidden
+        (0.8, Route("reject", "audit")),
+        (1.0, Route("reject", "audit")),
+    ],
+)
+def test_partial_audits_its_decisions_and_sends_blind_samples_of_the_unsure_band(p, expected):
+    assert route_with_model(policy("partial", audit=1.0), p, audit_key="k") == expected
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_assist_sends_a_blind_sample_without_the_model(p):
+    assert route_with_model(policy("assist", audit=1.0), p, audit_key="k") == Route(
+        None, "blind", False
+    )
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_shadow_is_blind_already_and_is_never_sampled_apart(p):
+    assert route_with_model(policy("shadow", audit=1.0), p, audit_key="k") == Route(
+        None, "every_item", False
+    )
+
+
+@pytest.mark.parametrize("level", ["shadow", "assist", "partial", "full"])
+def test_no_audit_or_blind_item_shows_the_model(level):
+    """Whatever the level and p, an item sampled for evidence never shows the model, and an
+    item that shows the model is never counted as a sample."""
+    for p in (0.0, 0.1, 0.2, 0.5, 0.8, 0.9, 1.0):
+        route = route_with_model(policy(level, audit=1.0), p, audit_key="k")
+        if route.review_reason in ("audit", "blind"):
+            assert route.shows_model is False
+
+
+@pytest.mark.parametrize("level", ["assist", "partial", "full"])
+def test_samples_follow_the_audit_rate_and_the_same_items_at_every_level(level):
+    """One deterministic draw per item: at 10% about a tenth of items are sampled, and an item
+    sampled at one level is the one sampled at another (a retried item is treated the same)."""
+    keys = [f"7:SN-{i}" for i in range(5000)]
+    sampled = [
+        route_with_model(policy(level, audit=0.1), 0.5, audit_key=k).review_reason
+        in ("audit", "blind")
+        for k in keys
+    ]
+    assert 0.08 < sum(sampled) / len(keys) < 0.12
+    assert sampled == [is_audit_sample(k, 0.1) for k in keys]

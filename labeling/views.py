@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from inspection.models import ReviewState
 from inspection.selectors import visible_inspections, visible_lines
-from labeling import services
-from labeling.models import ImageLabel, LabelSource
+from labeling import queue_views, services
+from labeling.models import ImageLabel, LabelSource, QueueKind
 from labeling.selectors import current_revision
 from loupe.common.json_views import json_endpoint
 from loupe.common.permissions import CAN_LABEL, CAN_VIEW_LABELS
@@ -54,6 +54,10 @@ def _model_is_hidden(inspection) -> bool:
     return item is not None and item.state == ReviewState.OPEN and not item.shows_model
 
 
+def _box(region: dict) -> dict:
+    return {key: region[key] for key in (*services.BOX_KEYS, "label")}
+
+
 @require_GET
 @permission_required(CAN_LABEL, raise_exception=True)
 def label_page(request, pk):
@@ -74,6 +78,21 @@ def label_page(request, pk):
         if latest is None
         else {"image_label": latest.image_label, "boxes": latest.boxes, "note": latest.note},
     }
+    in_queue = (
+        queue_views.label_queue_context(request, inspection) if "queue" in request.GET else None
+    )
+    preannotated = False
+    if in_queue:
+        editor["queue"] = in_queue["script"]
+        entry = in_queue["entry"]
+        # a batch image sent to labeling starts from the model's answer (pre-annotations)
+        if entry and entry.kind == QueueKind.BATCH and latest is None and prediction is not None:
+            editor["latest"] = {
+                "image_label": services.model_image_label(prediction),
+                "boxes": [_box(region) for region in prediction.regions],
+                "note": "",
+            }
+            preannotated = True
     return render(
         request,
         "labeling/label.html",
@@ -83,6 +102,8 @@ def label_page(request, pk):
             "prediction": prediction,
             "model_hidden": model_hidden,
             "editor": editor,
+            "in_queue": in_queue,
+            "preannotated": preannotated,
         },
     )
 

@@ -250,6 +250,9 @@
     deleteButton.addEventListener("click", deleteSelected);
     if (modelButton) modelButton.addEventListener("click", startFromModel);
     saveButton.addEventListener("click", save);
+    // what the labeling queue's script asks of the editor: save, or leave without saving
+    root.addEventListener("annotate:save", save);
+    root.addEventListener("annotate:discard", () => { dirty = false; });
 
     window.addEventListener("beforeunload", (event) => {
       if (!dirty) return;
@@ -275,6 +278,8 @@
       }
       const revision = answer.data.revision;
       dirty = false;
+      // the labeling queue's script (labeling_queue.js) moves on to the next item
+      root.dispatchEvent(new CustomEvent("annotate:saved", { detail: answer.data }));
       root.querySelector("#annotate-revision-info").textContent =
         `Revision ${revision.number} is the ground truth.`;
       showStatus(

@@ -7,6 +7,7 @@ import pytest
 
 from labeling import queue
 from labeling.models import QueueEntry
+from tests.browser.test_csp import watched
 from tests.helpers import seed_inspection, seed_model_version
 
 MODEL_REGION = {"x0": 10.0, "y0": 10.0, "x1": 40.0, "y1": 30.0, "label": "scratch", "score": 0.9}
@@ -41,6 +42,7 @@ def test_a_labeler_works_two_items_with_the_keyboard(queued, make_user, login, s
     line, escape, boxless = queued
     user = make_user("lara", "inspector", [line])
     page = login(user)
+    csp_reports = watched(page)
     page.goto("/labeling/")
     assert page.inner_text("#queue-left") == "2"
     assert "uncertainty" in page.inner_text("#queue-strategy")  # how items are chosen
@@ -69,6 +71,8 @@ def test_a_labeler_works_two_items_with_the_keyboard(queued, make_user, login, s
     }
     assert done["escape"].split("\t")[1:] == ["1", "0"]
     assert done["boxless"].split("\t")[1:] == ["1", "0"]
+
+    assert csp_reports + page.evaluate("window.__cspViolations") == []
 
     entries = QueueEntry.objects.order_by("priority")
     assert [(e.state, e.done_by_id) for e in entries] == [("done", user.pk)] * 2

@@ -158,6 +158,29 @@ def test_keep_release_and_the_held_entry(inspect, labeler, other_labeler):
     assert claim(other_labeler).pk == entry.pk
 
 
+def test_a_claim_lost_between_reading_and_updating_moves_on_to_the_next(
+    inspect, labeler, other_labeler, monkeypatch
+):
+    queue.add_to_queue(inspections=[inspect("SN-1"), inspect("SN-2")], kind="batch")
+    first_pk = QueueEntry.objects.order_by("pk").first().pk
+    real = queue._claimable_by
+    calls = []
+
+    def racing(user):
+        calls.append(user)
+        if len(calls) == 2:  # the labeler read the candidates; the other one claims first
+            QueueEntry.objects.filter(pk=first_pk).update(
+                assigned_to=other_labeler, claimed_at=timezone.now()
+            )
+        return real(user)
+
+    monkeypatch.setattr(queue, "_claimable_by", racing)
+    entry = claim(labeler)
+
+    assert entry.pk != first_pk
+    assert QueueEntry.objects.get(pk=first_pk).assigned_to == other_labeler
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_hand_out_each_item_once(make_line, station_with_token, make_user):
     line = make_line(name="line-c")

@@ -23,7 +23,7 @@ def inspector(make_line, station_with_token):
     from accounts.tokens import issue_api_token
     from review.services import decide_review_item
 
-    line = make_line(name="line-review", level="assist")
+    line = make_line(name="line-review", level="assist", audit_fraction=0.0)  # none blind
     station, _ = station_with_token(line, name="cam-review")
     model = seed_model_version()
     items = [

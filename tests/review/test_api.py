@@ -229,11 +229,18 @@ def test_an_empty_queue_answers_a_null_item(line_a):
     assert post(ana_terminal, "/next").json() == {"item": None, "open_count": 0}
 
 
-@pytest.mark.parametrize("level, shown", [("assist", True), ("shadow", False)])
-def test_the_models_regions_are_shown_only_where_the_line_shows_them(
-    make_line, station_with_token, make_user, token_of, level, shown
+@pytest.mark.parametrize(
+    "level, audit_fraction, shown",
+    [
+        ("assist", 0.0, True),
+        ("shadow", 0.0, False),
+        ("assist", 1.0, False),  # every assist item a blind sample: the unbiased evidence
+    ],
+)
+def test_the_models_regions_are_shown_only_where_the_item_shows_them(
+    make_line, station_with_token, make_user, token_of, level, audit_fraction, shown
 ):
-    line = make_line(name="line-m", level=level)
+    line = make_line(name="line-m", level=level, audit_fraction=audit_fraction)
     station, _ = station_with_token(line)
     version = seed_model_version("m1")
     seed_inspection(station, "SN-1", probability=0.5, regions=[REGION], model_version=version)

@@ -3,7 +3,7 @@ theirs, so another line's labels never leak through a dataset (other lines = 404
 
 from django.db.models import QuerySet
 
-from datasets.models import DatasetExport, DatasetImport, DatasetVersion
+from datasets.models import BatchPrediction, DatasetExport, DatasetImport, DatasetVersion
 from inspection.models import Line
 from inspection.selectors import visible_lines
 from loupe.common.permissions import is_admin
@@ -26,3 +26,9 @@ def visible_imports(user) -> QuerySet[DatasetImport]:
     if not user or not user.is_authenticated:
         return DatasetImport.objects.none()
     return DatasetImport.objects.filter(line__in=visible_lines(user))
+
+
+def visible_batches(user) -> QuerySet[BatchPrediction]:
+    if not user or not user.is_authenticated:
+        return BatchPrediction.objects.none()
+    return BatchPrediction.objects.filter(line__in=visible_lines(user))

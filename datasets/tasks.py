@@ -50,17 +50,27 @@ _reniced = False
 
 
 def _yield_to_station_work(app) -> None:
-    """A worker that serves the batch queue alone lowers its CPU priority once (batch.batch_nice),
-    so when stations' items and a batch both want a core the kernel runs the items first.
-    Never in a worker that also takes other queues (it would slow their tasks), nor in the
-    web process (the embedded mode runs tasks there)."""
+    """A worker process that serves the batch queue alone steps back once: the idle scheduling
+    class (any other process that wakes up takes the core at once, where a mere nice value
+    still makes a waking station item wait for the batch's time slice) and the lowest nice
+    value (batch.batch_nice). Never in a worker that also takes other queues (it would slow
+    their tasks), nor in the web process (the embedded mode runs tasks there)."""
     global _reniced
     if _reniced or set(app.amqp.queues.consume_from) != {batch.batch_queue()}:
         return
     _reniced = True
-    if batch.batch_nice() > 0:
-        os.nice(batch.batch_nice())
-        logger.info("batch worker process %s runs at nice %d", os.getpid(), os.nice(0))
+    if batch.batch_nice() <= 0:
+        return
+    os.nice(batch.batch_nice())
+    idle = hasattr(os, "SCHED_IDLE")
+    if idle:  # Linux; threads started from here on (torch's, if any) inherit it
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    logger.info(
+        "batch worker process %s runs at nice %d%s",
+        os.getpid(),
+        os.nice(0),
+        " in the idle scheduling class" if idle else "",
+    )
 
 
 def send_after_commit(task, object_id: int, model) -> None:

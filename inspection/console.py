@@ -1,8 +1,9 @@
 """The supervisor console's figures and its one rule for changing a line.
 
-Reads: today's counts per line, the model-vs-human agreement evidence and what a proposed
-level and thresholds would have done to it. Write: `change_routing_policy`, which refuses to
-raise a line above assist on too little evidence unless the supervisor overrides with a reason.
+Reads: today's counts per line, the model-vs-human agreement evidence (unbiased items apart from
+those decided with the model in view; see inspection.evidence) and what a proposed level and
+thresholds would have done to it. Write: `change_routing_policy`, which refuses to raise a line
+above assist unless the evidence gate passes or the supervisor overrides with a reason.
 """
 
 import statistics
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from inspection import routing, services
 from inspection.errors import LineChangedMeanwhile, LineRuleBroken
+from inspection.evidence import AgreementFigures, AgreementItem, Verdict, judge
 from inspection.models import (
     AutomationLevel,
     DecidedBy,
@@ -28,8 +30,10 @@ from inspection.models import (
     ReviewState,
 )
 
-# How many of the latest agreement items a proposed change is judged on.
-EVIDENCE_WINDOW = 500
+# How many of the latest unbiased items the gate's bounds and a proposed change's replay are
+# measured on: enough for a 97% line to clear a 95% lower bound (about 350 items), recent
+# enough to follow the model's current behaviour.
+EVIDENCE_WINDOW = 2000
 
 LEVEL_ORDER = [
     AutomationLevel.HUMAN_ONLY,
@@ -50,12 +54,20 @@ class DayCounts:
     sent_to_review: int
     review_backlog: int
     median_decision_s: float | None
+    # decided without seeing the model (shadow, audits, blind samples): the unbiased figure
     agreement_items: int
     agreeing: int
+    # decided with the model in view (assist, partial's unsure band): reported apart
+    seen_items: int = 0
+    seen_agreeing: int = 0
 
     @property
     def agreement_pct(self) -> float | None:
         return 100 * self.agreeing / self.agreement_items if self.agreement_items else None
+
+    @property
+    def seen_agreement_pct(self) -> float | None:
+        return 100 * self.seen_agreeing / self.seen_items if self.seen_items else None
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -70,7 +82,8 @@ def day_counts(line: Line, day: date | None = None) -> DayCounts:
 
     inspected, decided_by_model and sent_to_review count the items received that day;
     the backlog is the open review items now, whatever day they arrived; the median time to a
-    human decision and the agreement count the review items decided by a human that day.
+    human decision and the agreement count the review items decided by a human that day, the
+    agreement apart for items decided blind (unbiased) and with the model in view (seen).
     """
     start, end = day_bounds(day or timezone.localdate())
     received = _received_live(line, start, end)
@@ -85,9 +98,12 @@ def day_counts(line: Line, day: date | None = None) -> DayCounts:
         decided_at__gte=start,
         decided_at__lt=end,
     )
+    blind, seen = Q(shows_model=False), Q(shows_model=True)
     agreement = decided.aggregate(
-        items=Count("pk", filter=Q(model_agrees__isnull=False)),
-        agreeing=Count("pk", filter=Q(model_agrees=True)),
+        items=Count("pk", filter=blind & Q(model_agrees__isnull=False)),
+        agreeing=Count("pk", filter=blind & Q(model_agrees=True)),
+        seen_items=Count("pk", filter=seen & Q(model_agrees__isnull=False)),
+        seen_agreeing=Count("pk", filter=seen & Q(model_agrees=True)),
     )
     waits = [
         (decided_at - received_at).total_seconds()
@@ -103,26 +119,19 @@ def day_counts(line: Line, day: date | None = None) -> DayCounts:
         median_decision_s=statistics.median(waits) if waits else None,
         agreement_items=agreement["items"],
         agreeing=agreement["agreeing"],
+        seen_items=agreement["seen_items"],
+        seen_agreeing=agreement["seen_agreeing"],
     )
 
 
 # Agreement evidence and the effect of a change ----------------------------------------------
 
 
-@dataclass(frozen=True)
-class AgreementItem:
-    """One item both the model and a human judged."""
+def _agreement_predictions(line: Line, *, seen_model: bool):
+    """The primary predictions of the line's active model on items a human then decided,
+    blind (seen_model=False: shadow, audits, blind samples) or with the model in view.
 
-    defect_probability: float
-    human_decision: str
-    model_agrees: bool
-
-
-def _agreement_predictions(line: Line):
-    """The primary predictions of the line's active model on items a human then decided.
-
-    Every such pair counts (shadow, assist, partial's unsure items, full's audit sample); only
-    the active model's, because another version's agreement is no evidence for this one.
+    Only the active model's, because another version's agreement is no evidence for this one.
     """
     return Prediction.objects.filter(
         role=PredictionRole.PRIMARY,
@@ -130,20 +139,23 @@ def _agreement_predictions(line: Line):
         inspection__line=line,
         inspection__review_item__state=ReviewState.DECIDED,
         inspection__review_item__model_agrees__isnull=False,
+        inspection__review_item__shows_model=seen_model,
     )
 
 
-def count_agreement_items(line: Line) -> int:
+def count_agreement_items(line: Line, *, seen_model: bool = False) -> int:
     if line.active_model_id is None:
         return 0
-    return _agreement_predictions(line).count()
+    return _agreement_predictions(line, seen_model=seen_model).count()
 
 
-def latest_agreement_items(line: Line, limit: int = EVIDENCE_WINDOW) -> list[AgreementItem]:
+def latest_agreement_items(
+    line: Line, limit: int = EVIDENCE_WINDOW, *, seen_model: bool = False
+) -> list[AgreementItem]:
     if line.active_model_id is None:
         return []
     rows = (
-        _agreement_predictions(line)
+        _agreement_predictions(line, seen_model=seen_model)
         .order_by("-inspection__review_item__decided_at", "-pk")
         .values_list(
             "defect_probability",
@@ -152,6 +164,49 @@ def latest_agreement_items(line: Line, limit: int = EVIDENCE_WINDOW) -> list[Agr
         )[:limit]
     )
     return [AgreementItem(p, decision, agrees) for p, decision, agrees in rows]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The active model's agreement evidence on a line: unbiased and seen-the-model apart.
+
+    `items` are the latest unbiased items (at most EVIDENCE_WINDOW): the figures, bounds and
+    the replay of a proposed change are measured on them; the totals count every item.
+    """
+
+    items: list[AgreementItem]
+    unbiased_total: int
+    unbiased: AgreementFigures
+    seen_total: int
+    seen: AgreementFigures
+    verdict: Verdict
+
+    @property
+    def rows(self) -> list[tuple[str, int, AgreementFigures]]:
+        return [
+            ("unbiased", self.unbiased_total, self.unbiased),
+            ("seen", self.seen_total, self.seen),
+        ]
+
+
+def line_evidence(line: Line) -> Evidence:
+    items = latest_agreement_items(line)
+    unbiased = AgreementFigures.of(items)
+    unbiased_total = count_agreement_items(line)
+    return Evidence(
+        items=items,
+        unbiased_total=unbiased_total,
+        unbiased=unbiased,
+        seen_total=count_agreement_items(line, seen_model=True),
+        seen=AgreementFigures.of(latest_agreement_items(line, seen_model=True)),
+        verdict=judge(
+            figures=unbiased,
+            total=unbiased_total,
+            minimum=settings.LOUPE_MIN_AGREEMENT_ITEMS,
+            agreement_target=line.agreement_target,
+            escape_rate_limit=line.escape_rate_limit,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -169,10 +224,6 @@ class Effect:
     @property
     def to_review(self) -> int:
         return self.total - self.auto_decided
-
-
-def agreement_pct(items: list[AgreementItem]) -> float | None:
-    return 100 * sum(item.model_agrees for item in items) / len(items) if items else None
 
 
 def effect_of(
@@ -210,14 +261,15 @@ def needs_minimum(old_level: str, new_level: str) -> bool:
     )
 
 
-def minimum_shortfall(line: Line, new_level: str, agreement_items: int) -> str | None:
-    """Why the raise is refused without an override, or None when the evidence suffices."""
-    minimum = settings.LOUPE_MIN_AGREEMENT_ITEMS
-    if not needs_minimum(line.automation_level, new_level) or agreement_items >= minimum:
+def minimum_shortfall(line: Line, new_level: str, evidence: Evidence) -> str | None:
+    """Why the raise is refused without an override (each rule the evidence fails), or None
+    when it is not a raise above assist or the evidence passes the gate."""
+    if not needs_minimum(line.automation_level, new_level) or evidence.verdict.passed:
         return None
+    failed = "; ".join(f"{rule.needs} (this line: {rule.has})" for rule in evidence.verdict.failed)
     return (
-        f"Raising to {AutomationLevel(new_level).label} needs {minimum} agreement items of the "
-        f"active model; this line has {agreement_items}."
+        f"Raising to {AutomationLevel(new_level).label} needs unbiased evidence of the active "
+        f"model: {failed}."
     )
 
 
@@ -240,10 +292,11 @@ def change_routing_policy(
 ) -> list[tuple[str, str, str]]:
     """Set the line's level and thresholds together; return the (field, from, to) changed.
 
-    Raises LineRuleBroken when raising to partial or full with fewer agreement items than
-    settings.LOUPE_MIN_AGREEMENT_ITEMS, unless `override` is given with a written reason (the
-    reason then goes to the audit log marked as an override). Raises InvalidInput on a bad
-    level or thresholds. Changes nothing on error; repeating it changes nothing more.
+    Raises LineRuleBroken when raising to partial or full while the unbiased evidence fails the
+    gate (inspection.evidence: the minimum of items, the agreement's lower bound, the miss
+    rate's upper bound), unless `override` is given with a written reason (the reason then goes
+    to the audit log marked as an override, with the rules it overrides). Raises InvalidInput
+    on a bad level or thresholds. Changes nothing on error; repeating it changes nothing more.
     expected_version: the line_version the supervisor's confirmation was shown for; checked
     under the row lock, so of two supervisors confirming at once the second is refused
     (LineChangedMeanwhile) instead of overwriting a change they never saw.
@@ -253,7 +306,7 @@ def change_routing_policy(
     if expected_version is not None and line_version(line) != expected_version:
         raise LineChangedMeanwhile("the line changed after this confirmation was shown")
     reason = reason.strip()
-    shortfall = minimum_shortfall(line, level, count_agreement_items(line))
+    shortfall = minimum_shortfall(line, level, line_evidence(line))
     if shortfall:
         if not (override and reason):
             raise LineRuleBroken(f"{shortfall} Override with a written reason to go ahead.")
@@ -309,11 +362,16 @@ def level_effect(level: str, accept_threshold: float, reject_threshold: float, a
     if level == AutomationLevel.SHADOW:
         return "The model predicts on every item without showing it; every item goes to a human."
     if level == AutomationLevel.ASSIST:
-        return "Every item goes to a human, who sees the model's regions and score."
+        return (
+            "Every item goes to a human, who sees the model's regions and score, except a blind "
+            f"sample of {audit * 100:g}% shown without them."
+        )
     if level == AutomationLevel.PARTIAL:
         return (
             f"The model accepts when p(defect) ≤ {accept_threshold} and rejects when "
-            f"p(defect) ≥ {reject_threshold}; the items in between go to a human."
+            f"p(defect) ≥ {reject_threshold}; the items in between go to a human. An audit "
+            f"sample of {audit * 100:g}% of the model's decisions also goes to a human, and as "
+            "many of the items in between are shown without the model (blind)."
         )
     return (
         f"The model decides every item (reject when p(defect) ≥ {reject_threshold}, else "

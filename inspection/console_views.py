@@ -9,13 +9,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inspection import console
-from inspection.errors import LineChangedMeanwhile, LineRuleBroken
-from inspection.forms import LineChangeForm
+from inspection import console, escapes, services
+from inspection.errors import LineChangedMeanwhile, LineRuleBroken, SerialAmbiguous
+from inspection.forms import EvidenceRulesForm, LineChangeForm, ReportEscapeForm
 from inspection.models import AutomationLevel
 from inspection.selectors import visible_lines
+from loupe.common.errors import LoupeError
 from loupe.common.permissions import CAN_CONTROL_LINES, CAN_VIEW_LINES
 
 FIELD_LABELS = {
@@ -66,9 +67,15 @@ def lines_page(request):
     return render(request, "inspection/lines.html", {"rows": rows, "today": timezone.localdate()})
 
 
-def _render_line(request, line, form):
-    items = console.latest_agreement_items(line)
+def _render_line(request, line, form=None, *, escape_form=None, rules_form=None, evidence=None):
+    evidence = evidence or console.line_evidence(line)
     counts = console.day_counts(line)
+    can_control = request.user.has_perm(CAN_CONTROL_LINES)
+    if can_control:
+        form = form or LineChangeForm(line=line, evidence=evidence)
+        escape_form = escape_form or ReportEscapeForm(line=line)
+        rules_form = rules_form or EvidenceRulesForm.for_line(line)
+    escape_counts = escapes.escape_counts(line)
     return render(
         request,
         "inspection/line.html",
@@ -77,11 +84,9 @@ def _render_line(request, line, form):
             "counts": counts,
             "median": _duration(counts.median_decision_s),
             "today": timezone.localdate(),
-            "agreement_total": console.count_agreement_items(line),
-            "evidence_items": len(items),
-            "agreement_pct": console.agreement_pct(items),
+            "evidence": evidence,
             "effect": console.effect_of(
-                items,
+                evidence.items,
                 level=line.automation_level,
                 accept_threshold=line.accept_threshold,
                 reject_threshold=line.reject_threshold,
@@ -93,9 +98,15 @@ def _render_line(request, line, form):
                 line.audit_fraction,
             ),
             "minimum": settings.LOUPE_MIN_AGREEMENT_ITEMS,
+            "window": console.EVIDENCE_WINDOW,
+            "escape_counts": escape_counts,
+            "escape_total": sum(row.total for row in escape_counts),
+            "latest_escapes": escapes.latest_escapes(line),
             "stations": line.stations.all(),
             "changes": line.changes.all()[:200],
-            "form": form,
+            "form": form if can_control else None,
+            "escape_form": escape_form,
+            "rules_form": rules_form,
         },
     )
 
@@ -103,21 +114,16 @@ def _render_line(request, line, form):
 @require_GET
 @permission_required(CAN_VIEW_LINES, raise_exception=True)
 def line_page(request, pk):
-    line = _line_or_404(request, pk)
-    form = None
-    if request.user.has_perm(CAN_CONTROL_LINES):
-        form = LineChangeForm(line=line, agreement_items=console.count_agreement_items(line))
-    return _render_line(request, line, form)
+    return _render_line(request, _line_or_404(request, pk))
 
 
-def _render_confirmation(request, line, form, agreement_items):
+def _render_confirmation(request, line, form, evidence):
     data = form.cleaned_data
     level, accept, reject = (
         data["automation_level"],
         data["accept_threshold"],
         data["reject_threshold"],
     )
-    items = console.latest_agreement_items(line)
     rows = [
         ("Automation level", line.get_automation_level_display(), AutomationLevel(level).label),
         ("Accept when p(defect) ≤", line.accept_threshold, accept),
@@ -130,20 +136,20 @@ def _render_confirmation(request, line, form, agreement_items):
             "line": line,
             "form": form,
             "rows": [{"label": a, "now": b, "proposed": c, "changed": b != c} for a, b, c in rows],
-            "agreement_total": agreement_items,
-            "evidence_items": len(items),
-            "agreement_pct": console.agreement_pct(items),
+            "evidence": evidence,
+            "window": console.EVIDENCE_WINDOW,
+            "gated": console.needs_minimum(line.automation_level, level),
             "effect_now": console.effect_of(
-                items,
+                evidence.items,
                 level=line.automation_level,
                 accept_threshold=line.accept_threshold,
                 reject_threshold=line.reject_threshold,
             ),
             "effect": console.effect_of(
-                items, level=level, accept_threshold=accept, reject_threshold=reject
+                evidence.items, level=level, accept_threshold=accept, reject_threshold=reject
             ),
             "level_effect": console.level_effect(level, accept, reject, line.audit_fraction),
-            "shortfall": console.minimum_shortfall(line, level, agreement_items),
+            "shortfall": console.minimum_shortfall(line, level, evidence),
             "line_version": console.line_version(line),
         },
     )
@@ -157,17 +163,17 @@ def change_line(request, pk):
     line = _line_or_404(request, pk)
     if request.method == "GET":
         return redirect("inspection:line", pk=line.pk)
-    agreement_items = console.count_agreement_items(line)
-    form = LineChangeForm(request.POST, line=line, agreement_items=agreement_items)
+    evidence = console.line_evidence(line)
+    form = LineChangeForm(request.POST, line=line, evidence=evidence)
     if not form.is_valid():
-        return _render_line(request, line, form)
+        return _render_line(request, line, form, evidence=evidence)
     if request.POST.get("confirm") != "1":
-        return _render_confirmation(request, line, form, agreement_items)
+        return _render_confirmation(request, line, form, evidence)
     if form.cleaned_data["line_version"] != console.line_version(line):
         # Someone changed the line after this confirmation was shown: its figures and its
         # "from" values may be wrong, so show them again instead of applying.
         messages.warning(request, "The line changed meanwhile. Check the figures again.")
-        return _render_confirmation(request, line, form, agreement_items)
+        return _render_confirmation(request, line, form, evidence)
     data = form.cleaned_data
     try:
         changed = console.change_routing_policy(
@@ -183,10 +189,74 @@ def change_line(request, pk):
     except LineChangedMeanwhile:
         line.refresh_from_db()
         messages.warning(request, "The line changed meanwhile. Check the figures again.")
-        return _render_confirmation(request, line, form, console.count_agreement_items(line))
+        return _render_confirmation(request, line, form, console.line_evidence(line))
     except LineRuleBroken as error:
         messages.error(request, error.message)
         return redirect("inspection:line", pk=line.pk)
     summary = "; ".join(f"{FIELD_LABELS[f]} {old} → {new}" for f, old, new in changed)
     messages.success(request, f"{line.name} changed: {summary}.")
+    return redirect("inspection:line", pk=line.pk)
+
+
+@require_POST
+@permission_required(CAN_CONTROL_LINES, raise_exception=True)
+def change_evidence_rules(request, pk):
+    """The line's audit rate and the gate's bounds: applied at once, each changed field in the
+    audit log (raising the level is still the confirmed change above)."""
+    line = _line_or_404(request, pk)
+    form = EvidenceRulesForm.for_line(line, request.POST)
+    if not form.is_valid():
+        return _render_line(request, line, rules_form=form)
+    before = {field: getattr(line, field) for field in form.line_settings()}
+    try:
+        line = services.set_line_settings(
+            line=line,
+            changed_by=request.user.get_username(),
+            reason=form.cleaned_data["reason"].strip(),
+            **form.line_settings(),
+        )
+    except LoupeError as error:
+        form.add_error(None, error.message)
+        return _render_line(request, line, rules_form=form)
+    changed = [field for field, old in before.items() if getattr(line, field) != old]
+    if changed:
+        names = ", ".join(field.replace("_", " ") for field in changed)
+        messages.success(request, f"{line.name}: {names} changed.")
+    else:
+        messages.info(request, "Nothing changed: these are the line's rules now.")
+    return redirect("inspection:line", pk=line.pk)
+
+
+@require_POST
+@permission_required(CAN_CONTROL_LINES, raise_exception=True)
+def report_escape(request, pk):
+    """Record an escape found after the line by its serial; when several stations share the
+    serial, the form comes back asking which station's item it was."""
+    line = _line_or_404(request, pk)
+    form = ReportEscapeForm(request.POST, line=line)
+    if not form.is_valid():
+        return _render_line(request, line, escape_form=form)
+    data = form.cleaned_data
+    try:
+        escape, created = escapes.record_reported_escape(
+            line=line,
+            serial=data["serial"],
+            station=data["station"],
+            note=data["note"],
+            user=request.user,
+        )
+    except SerialAmbiguous as error:
+        form = ReportEscapeForm(request.POST, line=line, stations=error.stations)
+        form.is_valid()
+        form.add_error("station", error.message)
+        return _render_line(request, line, escape_form=form)
+    except LoupeError as error:
+        form.add_error(error.field if error.field in form.fields else None, error.message)
+        return _render_line(request, line, escape_form=form)
+    inspection = escape.inspection
+    where = f"{inspection.external_id} ({inspection.station.name})"
+    if created:
+        messages.success(request, f"Escape recorded on {where}; it goes to the labeling queue.")
+    else:
+        messages.info(request, f"{where} was already marked as an escape.")
     return redirect("inspection:line", pk=line.pk)

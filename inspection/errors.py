@@ -46,3 +46,26 @@ class LineChangedMeanwhile(LoupeError):
 class DecisionFinal(LoupeError):
     status_code = 409
     code = "undo_not_allowed"
+
+
+class SerialNotFound(LoupeError):
+    status_code = 404
+    code = "serial_not_found"
+
+
+class SerialAmbiguous(LoupeError):
+    """Several stations of the line inspected an item of that serial: say which one."""
+
+    status_code = 409
+    code = "serial_ambiguous"
+
+    def __init__(self, message: str, *, stations, field: str | None = "station"):
+        super().__init__(message, field=field)
+        self.stations = list(stations)
+
+
+class NotAModelAccept(LoupeError):
+    """An escape is a defective item the model accepted; this item was not one."""
+
+    status_code = 422
+    code = "not_a_model_accept"

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from inspection import decisions, routing
+from inspection import decisions, escapes, routing
 from inspection.errors import DecisionFinal
 from inspection.models import (
     Outcome,
@@ -99,10 +99,12 @@ def decide_review_item(
     """Record an inspector's decision.
 
     For a review item it becomes the inspection's final decision; for an audit item it is
-    recorded beside the model's decision and changes nothing else. The model-vs-human
-    agreement is stored either way. Raises AlreadyDecided if someone else decided first, and
-    ClaimedByOther while another inspector holds the item; the same inspector repeating the
-    same decision (a retried request) changes nothing.
+    recorded beside the model's decision and changes nothing else, except that an audit's
+    reject of an item the model accepted marks an escape (inspection.escapes). The
+    model-vs-human agreement is stored either way, and shown to nobody before the decision is
+    final: the inspector could otherwise undo a disagreement. Raises AlreadyDecided if someone
+    else decided first, and ClaimedByOther while another inspector holds the item; the same
+    inspector repeating the same decision (a retried request) changes nothing.
     """
     if outcome not in Outcome.values:
         raise InvalidInput(f"decision must be one of {', '.join(Outcome.values)}", field="decision")
@@ -137,6 +139,7 @@ def decide_review_item(
         time_spent_ms=time_spent_ms,
     )
     item.refresh_from_db()
+    escapes.record_audit_escape(review_item=item, inspector=inspector)
     return item
 
 
@@ -144,7 +147,8 @@ def decide_review_item(
 def undo_decision(*, item: ReviewItem, user) -> ReviewItem:
     """Take back the user's own decision within the undo window; the item returns to them.
 
-    The undone decision stays in the review history (ReviewEvent). Raises UndoNotAllowed when
+    The undone decision stays in the review history (ReviewEvent); an undone audit reject
+    takes its escape back. Raises UndoNotAllowed when
     the window has passed or the decision is someone else's.
     """
     now = timezone.now()
@@ -173,5 +177,7 @@ def undo_decision(*, item: ReviewItem, user) -> ReviewItem:
             decisions.undo_human_decision(inspection_id=item.inspection_id, inspector=user, now=now)
         except DecisionFinal as error:
             raise UndoNotAllowed(error.message) from error
+    else:
+        escapes.withdraw_audit_escape(inspection_id=item.inspection_id)
     ReviewEvent.objects.create(item=item, user=user, action=ReviewAction.UNDONE)
     return item

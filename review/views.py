@@ -105,7 +105,7 @@ def decide(request, pk):
     return {
         "id": item.pk,
         "decision": item.decision,
-        "model_agrees": item.model_agrees,
+        # never model_agrees: seen inside the undo window, a disagreement could be taken back
         "undo_window_s": settings.LOUPE_UNDO_WINDOW_S,
         "open_count": _queue_size(request.user),
     }

@@ -86,7 +86,7 @@
         stage.appendChild(box);
       }
     } else {
-      $("fact-model").textContent = item.level === "human_only" ? "not asked" : "hidden at this level";
+      $("fact-model").textContent = item.level === "human_only" ? "not asked" : "hidden for this item";
     }
     shownAt = performance.now();
     buttons.forEach((b) => { b.disabled = false; });

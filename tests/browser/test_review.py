@@ -40,10 +40,18 @@ def no_dialogs(page):
 @pytest.mark.parametrize(
     "role, lands_on, nav",
     [
-        ("inspector", "/review/", ["Review", "Lines", "Labeled data", "Models"]),
-        ("supervisor", "/lines/", ["Review", "Lines", "Labeled data", "Models", "Datasets"]),
-        ("data_team", "/data/", ["Lines", "Labeled data", "Models", "Datasets"]),
-        ("admin", "/lines/", ["Review", "Lines", "Labeled data", "Models", "Datasets", "Admin"]),
+        ("inspector", "/review/", ["Review", "Lines", "Labeling", "Labeled data", "Models"]),
+        (
+            "supervisor",
+            "/lines/",
+            ["Review", "Lines", "Labeling", "Labeled data", "Models", "Datasets"],
+        ),
+        ("data_team", "/data/", ["Lines", "Labeling", "Labeled data", "Models", "Datasets"]),
+        (
+            "admin",
+            "/lines/",
+            ["Review", "Lines", "Labeling", "Labeled data", "Models", "Datasets", "Admin"],
+        ),
     ],
 )
 def test_each_role_logs_in_and_lands_on_its_work(
@@ -166,7 +174,7 @@ def test_assist_shows_the_models_regions_and_shadow_hides_them(
     page = login(make_user("ben", "inspector", [shadow]))
     item_on_screen(page)
     assert page.locator("#stage .region").count() == 0
-    assert page.inner_text("#fact-model") == "hidden at this level"
+    assert page.inner_text("#fact-model") == "hidden for this item"
 
 
 def test_direct_url_to_another_lines_inspection_is_a_404(review_line, make_user, login):

@@ -46,7 +46,21 @@ def test_supervisor_raises_a_line_from_shadow_to_partial_through_the_confirmatio
 
     row.get_by_role("link", name="press-4").click()
     page.wait_for_url(f"**/lines/{line.pk}/")
-    assert "62.5%" in page.locator("#evidence").inner_text()
+    unbiased = page.locator("#evidence-figures tr[data-evidence=unbiased]")
+    assert unbiased.locator("[data-figure=agreement]").inner_text() == "62.5% (5)"
+    assert unbiased.locator("[data-figure=agreement-bounds]").inner_text() == "34.8–83.9%"
+    assert page.locator("#gate-verdict").inner_text() == "needs an override"
+    assert "fail" in page.locator("#gate tr[data-rule=agreement]").inner_text()
+    screenshot(page, "console-evidence")
+
+    # a pilot line: the supervisor loosens its rules, which the audit log keeps
+    page.fill("input[name=agreement_target_pct]", "30")
+    page.fill("input[name=escape_limit_pct]", "85")
+    page.fill("#rules-form input[name=reason]", "pilot line, wide thresholds")
+    page.get_by_role("button", name="Save rules").click()
+    page.wait_for_url(f"**/lines/{line.pk}/")
+    assert page.locator("#gate-verdict").inner_text() == "passes"
+
     page.select_option("select[name=automation_level]", "partial")
     page.fill("input[name=accept_threshold]", "0.1")
     page.fill("input[name=reject_threshold]", "0.9")
@@ -57,7 +71,7 @@ def test_supervisor_raises_a_line_from_shadow_to_partial_through_the_confirmatio
     page.wait_for_url(f"**/lines/{line.pk}/change/")
     effect = page.locator("#confirm-effect").inner_text()
     assert "would have auto-decided 50% (4), with 1 disagreement" in effect
-    assert "62.5% on the last 8 agreement items" in page.locator("#confirm-evidence").inner_text()
+    assert "passes" in page.locator("#confirm-evidence").inner_text()
     assert Line.objects.get(pk=line.pk).automation_level == "shadow"  # nothing changed yet
     screenshot(page, "console-confirm")
     page.click("#confirm-change")
@@ -67,6 +81,7 @@ def test_supervisor_raises_a_line_from_shadow_to_partial_through_the_confirmatio
     assert "level shadow → partial" in page.locator(".messages").inner_text()
     log = page.locator("#audit-log").inner_text()
     assert "automation_level\tshadow\tpartial\t62.5% agreement, thresholds kept wide" in log
+    assert "agreement_target\t0.95\t0.3\tpilot line, wide thresholds" in log
     line.refresh_from_db()
     assert (line.automation_level, line.accept_threshold, line.reject_threshold) == (
         "partial",
@@ -74,6 +89,38 @@ def test_supervisor_raises_a_line_from_shadow_to_partial_through_the_confirmatio
         0.9,
     )
     assert line.changes.get(field="automation_level").changed_by == "sam"
+
+
+def test_supervisor_records_an_escape_and_picks_the_station_of_a_shared_serial(
+    make_user, login, screenshot
+):
+    line = services.create_line(name="press-6", level="full", audit_fraction=0.0)
+    version = seed_model_version("v6")
+    ml_services.set_active_version(line=line, model_version=version, changed_by="cli")
+    for name in ("cam-1", "cam-2"):
+        station, _ = services.create_station(line=line, name=name)
+        seed_inspection(station, "SN-7", probability=0.05, model_version=version)
+    page = login(make_user("sam", "supervisor", [line]))
+    page.goto(f"/lines/{line.pk}/")
+    assert page.locator("#no-escapes").count() == 1
+
+    page.fill("#escape-form input[name=serial]", "SN-7")
+    page.fill("#escape-form input[name=note]", "customer return 4411")
+    page.get_by_role("button", name="Record escape").click()
+    error = page.locator("#escape-error-station").inner_text()
+    assert "stations cam-1, cam-2 each inspected an item 'SN-7': pick the station" in error
+    options = page.locator("#escape-form select[name=station] option").all_inner_texts()
+    assert options[1:] == ["press-6/cam-1", "press-6/cam-2"]
+    screenshot(page, "console-escape-station")
+    page.select_option("#escape-form select[name=station]", label="press-6/cam-2")
+    page.get_by_role("button", name="Record escape").click()
+
+    page.wait_for_url(f"**/lines/{line.pk}/")
+    assert "Escape recorded on SN-7 (cam-2)" in page.locator(".messages").inner_text()
+    counts = page.locator("#escape-counts tr[data-version=v6]").inner_text()
+    assert counts.split("\t") == ["v6", "0", "1", "1"]
+    page.locator("#latest-escapes").get_by_role("link", name="SN-7").click()
+    assert page.locator("#escape-mark").inner_text() == "escape"
 
 
 def test_an_inspector_sees_the_lines_but_may_not_change_them(make_user, login):

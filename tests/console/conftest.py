@@ -46,3 +46,18 @@ def shadow_line(make_line, station_with_token, make_user):
         decide_review_item(item=item, inspector=inspector, outcome=human)
     line.refresh_from_db()
     return line
+
+
+@pytest.fixture
+def lenient(db):
+    """Loosen a line's gate so the 8 items of the KNOWN_SET pass it (agreement 62.5%, lower
+    bound 34.8%; 2 of 4 defective items missed, upper bound 81.8%): the rules' edges are
+    tested on their own in tests/inspection/test_evidence.py."""
+    from inspection.models import Line
+
+    def loosen(line):
+        Line.objects.filter(pk=line.pk).update(agreement_target=0.3, escape_rate_limit=0.85)
+        line.refresh_from_db()
+        return line
+
+    return loosen

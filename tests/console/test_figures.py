@@ -5,9 +5,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from inspection import console
+from inspection import console, services
 from inspection.console import AgreementItem, Effect
 from inspection.errors import LineRuleBroken
+from inspection.evidence import AgreementFigures
 from inspection.models import Line, LineChange, ReviewItem
 from ml import services as ml_services
 from review.services import decide_review_item
@@ -30,13 +31,20 @@ def move(inspection, *, received_at=None, decided_at=None):
 
 @pytest.fixture
 def partial_line(make_line, station_with_token, make_user):
-    line = make_line(name="press-7", level="partial", accept_threshold=0.2, reject_threshold=0.8)
+    line = make_line(
+        name="press-7",
+        level="partial",
+        accept_threshold=0.2,
+        reject_threshold=0.8,
+        audit_fraction=0.0,
+    )
     station, _ = station_with_token(line)
     version = seed_model_version("v7")
     ml_services.set_active_version(line=line, model_version=version, changed_by="cli")
     inspector = make_user("ivy", role="inspector", lines=[line])
 
     def seed(external_id, p, *, received_at, human=None, decided_at=None):
+        station.line.refresh_from_db()  # the line's rules as they are now
         inspection = seed_inspection(station, external_id, probability=p, model_version=version)
         if human:
             decide_review_item(item=inspection.review_item, inspector=inspector, outcome=human)
@@ -78,10 +86,31 @@ def test_day_counts_of_a_partial_line(partial_line):
         sent_to_review=2,
         review_backlog=2,  # "open" and "old-open": waiting now, whatever day they came
         median_decision_s=(100 + 7200) / 2,
-        agreement_items=2,
-        agreeing=1,
+        # both human decisions were in the unsure band, with the model in view
+        agreement_items=0,
+        agreeing=0,
+        seen_items=2,
+        seen_agreeing=1,
     )
-    assert counts.agreement_pct == 50.0
+    assert (counts.agreement_pct, counts.seen_agreement_pct) == (None, 50.0)
+
+
+def test_day_counts_keep_blind_and_seen_decisions_apart(partial_line):
+    line, seed = partial_line
+    services.set_line_settings(line=line, changed_by="sam", audit_fraction=1.0)
+    # sampled: an audit of the model's accept (the human rejects: a miss), a blind unsure item
+    seed("audited", 0.05, received_at=at(DAY, 9), human="reject", decided_at=at(DAY, 9, 1))
+    seed("blind", 0.5, received_at=at(DAY, 9), human="accept", decided_at=at(DAY, 9, 2))
+    services.set_line_settings(line=line, changed_by="sam", audit_fraction=0.0)
+    seed("seen", 0.5, received_at=at(DAY, 9), human="accept", decided_at=at(DAY, 9, 3))
+    counts = console.day_counts(line, DAY)
+    assert (counts.agreement_items, counts.agreeing, counts.seen_items, counts.seen_agreeing) == (
+        2,
+        1,
+        1,
+        1,
+    )
+    assert counts.decided_by_model == 1  # the audit does not change the model's decision
 
 
 def test_an_empty_day_has_no_median_and_no_agreement(partial_line):
@@ -113,7 +142,10 @@ def test_hourly_inspected(partial_line):
 def test_evidence_of_the_known_set(shadow_line):
     items = console.latest_agreement_items(shadow_line)
     assert len(items) == 8 == console.count_agreement_items(shadow_line)
-    assert console.agreement_pct(items) == 62.5
+    evidence = console.line_evidence(shadow_line)
+    assert evidence.unbiased == AgreementFigures(items=8, agreeing=5, defective=4, missed=2)
+    assert (evidence.unbiased_total, evidence.seen_total) == (8, 0)
+    assert evidence.seen == AgreementFigures(items=0, agreeing=0, defective=0, missed=0)
     # partial at 0.2 / 0.8 decides p <= 0.2 and p >= 0.8: 6 items, wrong on 0.15 and 0.90
     assert console.effect_of(
         items, level="partial", accept_threshold=0.2, reject_threshold=0.8
@@ -172,10 +204,11 @@ def test_only_a_raise_above_assist_needs_the_minimum(old, new, needed):
     assert console.needs_minimum(old, new) is needed
 
 
-def test_raise_below_the_minimum_is_refused_and_changes_nothing(shadow_line, settings):
+def test_raise_below_the_minimum_is_refused_and_changes_nothing(shadow_line, lenient, settings):
+    lenient(shadow_line)
     settings.LOUPE_MIN_AGREEMENT_ITEMS = 9
     changes_before = LineChange.objects.count()
-    with pytest.raises(LineRuleBroken, match="needs 9 agreement items .* this line has 8"):
+    with pytest.raises(LineRuleBroken, match=r"at least 9 unbiased items \(this line: 8\)\."):
         console.change_routing_policy(
             line=shadow_line,
             level="partial",
@@ -191,6 +224,50 @@ def test_raise_below_the_minimum_is_refused_and_changes_nothing(shadow_line, set
         0.8,
     )
     assert LineChange.objects.count() == changes_before
+
+
+@pytest.mark.parametrize(
+    ("target", "limit", "message"),
+    [
+        (0.35, 0.85, "agreement lower bound ≥ 35.0% (this line: 34.8% (5 of 8 agree))."),
+        (0.3, 0.8, "miss-rate upper bound ≤ 80.0% (this line: 81.8% (2 of 4 defective items "),
+    ],
+)
+def test_each_bound_refuses_a_raise_on_its_own(shadow_line, settings, target, limit, message):
+    settings.LOUPE_MIN_AGREEMENT_ITEMS = 8
+    Line.objects.filter(pk=shadow_line.pk).update(agreement_target=target, escape_rate_limit=limit)
+    shadow_line.refresh_from_db()
+    with pytest.raises(LineRuleBroken) as refused:
+        console.change_routing_policy(
+            line=shadow_line,
+            level="full",
+            accept_threshold=0.2,
+            reject_threshold=0.8,
+            changed_by="sam",
+        )
+    assert message in refused.value.message
+    assert Line.objects.get(pk=shadow_line.pk).automation_level == "shadow"
+
+
+def test_seen_the_model_items_are_no_evidence(make_line, station_with_token, make_user, settings):
+    """Assist items decided with the model in view agree well, but the gate does not count
+    them: only the blind sample among them does."""
+    settings.LOUPE_MIN_AGREEMENT_ITEMS = 3
+    line = make_line(name="press-5", level="assist", audit_fraction=0.0)
+    station, _ = station_with_token(line)
+    version = seed_model_version("v5")
+    ml_services.set_active_version(line=line, model_version=version, changed_by="cli")
+    inspector = make_user("ivy", role="inspector", lines=[line])
+    for i in range(4):
+        item = seed_inspection(station, f"seen-{i}", probability=0.05, model_version=version)
+        decide_review_item(item=item.review_item, inspector=inspector, outcome="accept")
+    line.refresh_from_db()
+    evidence = console.line_evidence(line)
+    assert (evidence.unbiased_total, evidence.seen_total, evidence.seen.agreeing) == (0, 4, 4)
+    with pytest.raises(LineRuleBroken, match=r"at least 3 unbiased items \(this line: 0\)"):
+        console.change_routing_policy(
+            line=line, level="partial", accept_threshold=0.2, reject_threshold=0.8, changed_by="s"
+        )
 
 
 def test_override_with_a_reason_is_recorded(shadow_line, settings):
@@ -210,13 +287,17 @@ def test_override_with_a_reason_is_recorded(shadow_line, settings):
         "shadow",
         "partial",
         "sam",
-        "Override: Raising to Partial automation needs 9 agreement items of the active model; "
-        "this line has 8. vendor validated the model",
+        "Override: Raising to Partial automation needs unbiased evidence of the active model: "
+        "at least 9 unbiased items (this line: 8); agreement lower bound ≥ 95.0% (this line: "
+        "34.8% (5 of 8 agree)); miss-rate upper bound ≤ 25.0% (this line: 81.8% (2 of 4 "
+        "defective items missed)). vendor validated the model",
     )
 
 
-def test_enough_evidence_needs_no_override(shadow_line, settings):
+def test_enough_evidence_needs_no_override(shadow_line, lenient, settings):
+    lenient(shadow_line)
     settings.LOUPE_MIN_AGREEMENT_ITEMS = 8
+    assert console.line_evidence(shadow_line).verdict.passed
     changed = console.change_routing_policy(
         line=shadow_line,
         level="partial",

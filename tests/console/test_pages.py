@@ -67,8 +67,13 @@ def test_line_page_shows_evidence_form_and_audit_log(supervisor, client, shadow_
     response = client.get(reverse("inspection:line", args=[shadow_line.pk]))
     page = response.content.decode()
     assert response.context["form"] is not None
-    assert "Agreement <b>62.5%</b> on the last 8 agreement items of model v1" in page
-    assert "would have decided 0% of them" in page  # shadow decides nothing
+    evidence = response.context["evidence"]
+    assert (evidence.unbiased_total, evidence.unbiased.agreeing) == (8, 5)
+    unbiased = page[page.index('data-evidence="unbiased"') :]
+    assert "62.5% <span" in unbiased and "34.8–83.9%" in unbiased  # agreement, its bounds
+    assert "50.0% (18.2–81.8%)" in unbiased  # 2 of 4 defective items missed
+    assert 'id="gate-verdict">needs an override' in page
+    assert "would have decided 0% of the measured unbiased items" in page  # shadow decides none
     assert 'id="audit-log"' in page and "active_model" in page  # activate_model's entry
 
 
@@ -109,15 +114,18 @@ def test_get_on_the_change_page_leads_to_the_line(supervisor, client, shadow_lin
 
 
 def test_the_confirmation_states_evidence_and_effect_and_changes_nothing(
-    supervisor, client, shadow_line, settings
+    supervisor, client, shadow_line, lenient, settings
 ):
+    lenient(shadow_line)
     settings.LOUPE_MIN_AGREEMENT_ITEMS = 8
     changes = LineChange.objects.count()
     response = client.post(change_url(shadow_line), proposal(reason="good agreement"))
     assert response.status_code == 200
     assert response.templates[0].name == "inspection/line_change_confirm.html"
     page = response.content.decode()
-    assert "Agreement <b>62.5%</b> on the last 8 agreement items of model v1" in page
+    assert 'id="gate-verdict">passes' in page
+    for rule in ("minimum", "agreement", "escapes"):
+        assert f'data-rule="{rule}"' in page
     # 0.1 / 0.9 decides 0.05, 0.10, 0.90, 0.95 (50%), wrong on 0.90
     assert "would have auto-decided <b>50%</b>" in page
     assert "<b>1 disagreement</b>" in page
@@ -126,7 +134,8 @@ def test_the_confirmation_states_evidence_and_effect_and_changes_nothing(
     assert LineChange.objects.count() == changes
 
 
-def test_confirming_applies_and_logs_the_change(supervisor, client, shadow_line, settings):
+def test_confirming_applies_and_logs_the_change(supervisor, client, shadow_line, lenient, settings):
+    lenient(shadow_line)
     settings.LOUPE_MIN_AGREEMENT_ITEMS = 8
     data = proposal(
         reason="good agreement", confirm="1", line_version=console.line_version(shadow_line)
@@ -148,12 +157,12 @@ def test_confirming_applies_and_logs_the_change(supervisor, client, shadow_line,
 
 
 def test_a_raise_below_the_minimum_is_refused_without_override(supervisor, client, shadow_line):
-    # the default minimum is 200; the line has 8 agreement items
+    # the default minimum is 200; the line has 8 unbiased items
     for data in (proposal(), proposal(confirm="1", line_version=console.line_version(shadow_line))):
         response = client.post(change_url(shadow_line), data)
         assert response.status_code == 200
         assert response.templates[0].name == "inspection/line.html"
-        assert "needs 200 agreement items of the active model; this line has 8" in (
+        assert "at least 200 unbiased items (this line: 8)" in (
             " ".join(response.context["form"].errors["automation_level"])
         )
         assert "Tick the override and write a reason" in response.content.decode()
@@ -164,7 +173,7 @@ def test_a_raise_below_the_minimum_is_refused_without_override(supervisor, clien
 def test_an_override_needs_a_reason(supervisor, client, shadow_line):
     response = client.post(change_url(shadow_line), proposal(override="on", reason="  "))
     assert response.context["form"].errors["reason"] == [
-        "Write why you override the minimum of agreement items."
+        "Write why you override the evidence rules."
     ]
     assert settings_of(shadow_line) == ("shadow", 0.2, 0.8)
 
@@ -181,10 +190,12 @@ def test_an_override_with_a_reason_goes_through_and_is_logged(supervisor, client
     data.update(confirm="1", line_version=response.context["line_version"])
     client.post(change_url(shadow_line), data)
     assert settings_of(shadow_line) == ("partial", 0.1, 0.9)
-    assert shadow_line.changes.get(field="automation_level").reason == (
-        "Override: Raising to Partial automation needs 200 agreement items of the active model; "
-        "this line has 8. vendor tests"
+    reason = shadow_line.changes.get(field="automation_level").reason
+    assert reason.startswith(
+        "Override: Raising to Partial automation needs unbiased evidence of the active model: "
+        "at least 200 unbiased items (this line: 8); agreement lower bound ≥ 95.0%"
     )
+    assert reason.endswith(" vendor tests")
 
 
 def test_lowering_a_level_needs_no_evidence(make_line, make_user, client):
@@ -236,8 +247,9 @@ def test_nothing_to_change_is_a_form_error(supervisor, client, shadow_line):
 
 
 def test_a_stale_confirmation_is_shown_again_instead_of_applied(
-    supervisor, client, shadow_line, settings
+    supervisor, client, shadow_line, lenient, settings
 ):
+    lenient(shadow_line)
     settings.LOUPE_MIN_AGREEMENT_ITEMS = 0
     stale = console.line_version(shadow_line)
     client.post(
@@ -250,7 +262,8 @@ def test_a_stale_confirmation_is_shown_again_instead_of_applied(
     assert settings_of(shadow_line) == ("assist", 0.3, 0.7)
 
 
-def test_csrf_is_enforced(make_user, shadow_line, settings):
+def test_csrf_is_enforced(make_user, shadow_line, lenient, settings):
+    lenient(shadow_line)
     settings.LOUPE_MIN_AGREEMENT_ITEMS = 0
     client = Client(enforce_csrf_checks=True)
     client.force_login(make_user("sam", lines=[shadow_line]))

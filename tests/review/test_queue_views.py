@@ -5,7 +5,7 @@ import json
 import pytest
 from django.test import Client
 
-from inspection.models import Decision
+from inspection.models import Decision, ReviewItem
 
 
 def post(client, url, body=None):
@@ -105,3 +105,31 @@ def test_decisions_need_the_csrf_token(queue, make_user):
     answer = post(client, f"/review/items/{items[0].pk}/decide", {"decision": "accept"})
     assert answer.status_code == 403
     assert not Decision.objects.exists()
+
+
+@pytest.mark.parametrize(("audit_fraction", "shown"), [(0.0, True), (1.0, False)])
+def test_agreement_is_never_in_the_answer_and_a_blind_sample_hides_the_model(
+    make_line, station_with_token, make_user, audit_fraction, shown
+):
+    """The inspector learns nothing of agreement while the decision can still be undone; a
+    blind sample at assist shows no model at all."""
+    from ml import services as ml_services
+    from tests.helpers import seed_inspection, seed_model_version
+
+    line = make_line(name="assist-line", level="assist", audit_fraction=audit_fraction)
+    station, _ = station_with_token(line)
+    version = seed_model_version("v1")
+    ml_services.set_active_version(line=line, model_version=version, changed_by="cli")
+    station.line.refresh_from_db()
+    seed_inspection(station, "SN-1", probability=0.95, model_version=version)
+    client = Client()
+    client.force_login(make_user("ana", lines=[line]))
+    item = post(client, "/review/claim").json()["item"]
+    assert (item["model"] is not None) is shown
+    assert item["reason"] == (
+        "Level reviews every item" if shown else "Blind sample (model hidden)"
+    )
+    answer = post(client, f"/review/items/{item['id']}/decide", {"decision": "accept"}).json()
+    assert set(answer) == {"id", "decision", "undo_window_s", "open_count"}
+    # stored for the figures all the same
+    assert ReviewItem.objects.get(pk=item["id"]).model_agrees is False

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from inspection.models import Escape, EscapeSource, Line
+from inspection.models import Line
 from inspection.selectors import visible_lines
 from labeling import queue, review_labels, services
 from labeling.models import QueueEntry, QueueRefresh, QueueState
@@ -33,16 +33,6 @@ def claim(user, lines=None, exclude=()):
 def open_kinds() -> dict[str, str]:
     return dict(
         QueueEntry.objects.filter(state="open").values_list("inspection__external_id", "kind")
-    )
-
-
-def escape_of(inspection):
-    # what inspection.escapes writes when an audit rejects an item the model accepted
-    return Escape.objects.create(
-        inspection=inspection,
-        line=inspection.line,
-        source=EscapeSource.AUDIT,
-        recorded_at=timezone.now(),
     )
 
 
@@ -254,13 +244,22 @@ def test_a_refused_save_leaves_the_entry_open(inspect, labeler):
 # Sources ------------------------------------------------------------------------------------
 
 
-def test_an_escape_is_queued_first_and_once(inspect, labeler, line):
-    item = inspect("SN-1", probability=0.05)
+def test_an_audit_escape_is_queued_first_and_once(
+    make_line, station_with_token, model, inspector, labeler
+):
+    line = make_line(name="line-full", level="full", audit_fraction=1.0)
+    line.members.add(inspector, labeler)
+    item = seed_inspection(
+        station_with_token(line)[0], "SN-1", probability=0.05, model_version=model
+    )
     queue.add_to_queue(inspections=[item], kind="uncertain")
-    escape_of(item)
+    # the audit finds a defect the model accepted: inspection.escapes records the escape
+    decide_review_item(item=item.review_item, inspector=inspector, outcome="reject")
+    assert item.escape.source == "audit"
 
     assert queue.refresh_line_queue(line)["escape"] == 1
-    assert open_kinds() == {"SN-1": "escape"}
+    assert open_kinds() == {"SN-1": "escape"}  # moved up from active learning's pick
+    assert queue.refresh_line_queue(line)["escape"] == 0
     save(item, labeler, boxes=[MODEL_BOX])
     assert queue.refresh_line_queue(line)["escape"] == 0
     assert open_kinds() == {}

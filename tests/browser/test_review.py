@@ -11,8 +11,9 @@ SCRIPT = "<script>alert(1)</script>"
 
 @pytest.fixture
 def review_line(make_line, station_with_token):
-    def make(n, name="line-a", level="human_only", **seed):
-        line = make_line(name=name, level=level)
+    def make(n, name="line-a", level="human_only", audit_fraction=0.0, **seed):
+        # no blind sample unless asked: an assist item shows the model
+        line = make_line(name=name, level=level, audit_fraction=audit_fraction)
         station, _ = station_with_token(line, name=f"cam-{name}")
         for i in range(n):
             seed_inspection(station, f"{name}-{i:03d}", **seed)
@@ -175,6 +176,26 @@ def test_assist_shows_the_models_regions_and_shadow_hides_them(
     item_on_screen(page)
     assert page.locator("#stage .region").count() == 0
     assert page.inner_text("#fact-model") == "hidden for this item"
+
+    # every assist item a blind sample: the model stays hidden, and deciding tells nothing of it
+    blind = review_line(
+        1,
+        name="blind-line",
+        level="assist",
+        audit_fraction=1.0,
+        probability=0.7,
+        regions=[region],
+        model_version=version,
+    )
+    page = login(make_user("cat", "inspector", [blind]))
+    item_on_screen(page)
+    assert page.locator("#stage .region").count() == 0
+    assert page.inner_text("#fact-model") == "hidden for this item"
+    assert page.inner_text("#fact-reason") == "Blind sample (model hidden)"
+    with page.expect_response(lambda r: r.url.endswith("/decide")) as answer:
+        page.keyboard.press("r")
+    assert "model_agrees" not in answer.value.json()
+    assert "rejected" in page.inner_text("#status")
 
 
 def test_direct_url_to_another_lines_inspection_is_a_404(review_line, make_user, login):

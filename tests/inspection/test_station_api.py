@@ -82,7 +82,7 @@ def test_shadow_records_the_prediction_but_shows_it_to_nobody(station_client, dj
 
 @pytest.mark.django_db(transaction=True)
 def test_assist_sends_to_review_with_the_model_output(station_client):
-    client, _ = station_client("assist")
+    client, _ = station_client("assist", audit_fraction=0.0)  # no blind sample
     body = post(client).json()
     assert body["decision"] == "review"
     prediction = Prediction.objects.get(inspection_id=body["id"])
@@ -103,7 +103,7 @@ def test_assist_sends_to_review_with_the_model_output(station_client):
 def test_partial_decides_when_confident_else_reviews(
     station_client, thresholds, decision, in_review
 ):
-    client, _ = station_client("partial", **thresholds)
+    client, _ = station_client("partial", audit_fraction=0.0, **thresholds)
     body = post(client).json()
     assert body["decision"] == decision
     assert ReviewItem.objects.filter(inspection_id=body["id"]).exists() is in_review
@@ -126,6 +126,15 @@ def test_full_decides_and_an_audited_item_keeps_the_model_decision(
     )
     assert Decision.objects.get(inspection_id=body["id"]).outcome == "reject"
     assert client.get(f"{URL}{body['id']}/").json()["decision"] == "reject"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_partial_audits_a_confident_decision_without_changing_it(station_client):
+    client, _ = station_client("partial", audit_fraction=1.0, **ALWAYS_ACCEPT)
+    body = post(client).json()
+    assert (body["decision"], body["decided_by"]) == ("accept", "model")
+    item = ReviewItem.objects.get(inspection_id=body["id"])
+    assert (item.reason, item.shows_model) == ("audit", False)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -157,7 +157,11 @@ def judge(
                 name="agreement",
                 passed=figures.items > 0 and agreement_low >= agreement_target,
                 needs=f"agreement lower bound ≥ {_pct(agreement_target)}",
-                has=f"{_pct(agreement_low)} ({figures.agreeing} of {figures.items} agree)",
+                has=(
+                    f"{_pct(agreement_low)} ({figures.agreeing} of {figures.items} agree)"
+                    if figures.items
+                    else "no unbiased item yet"
+                ),
             ),
             Rule(
                 name="escapes",

@@ -141,8 +141,10 @@ class ReportEscapeForm(forms.Form):
     def __init__(self, *args, line: Line, stations=None, **kwargs):
         super().__init__(*args, **kwargs)
         # the candidates of an ambiguous serial, else every station of the line
-        self.fields["station"].queryset = (
+        field = self.fields["station"]
+        field.queryset = (
             Station.objects.filter(pk__in=[s.pk for s in stations])
             if stations
             else line.stations.all()
         )
+        field.label_from_instance = lambda station: station.name

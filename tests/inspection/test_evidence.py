@@ -106,7 +106,9 @@ def test_agreement_edge_is_inclusive():
 
 
 def test_no_item_never_passes_the_agreement_rule():
-    assert verdict(AgreementFigures.of([]), target=0.0)[0]["agreement"] is False
+    passed, result = verdict(AgreementFigures.of([]), target=0.0)
+    assert passed["agreement"] is False
+    assert result.rules[1].has == "no unbiased item yet"
 
 
 def test_escape_edge_is_inclusive():

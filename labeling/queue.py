@@ -157,7 +157,7 @@ def refresh_line_queue(line, *, pool=candidates.DEFAULT_POOL, strategy=None) -> 
     """
     added: dict = {}
     for kind, rows_of in queue_sources.SOURCES:
-        added[kind] = added.get(kind, 0) + add_entries(rows_of(line))
+        added[kind.value] = added.get(kind.value, 0) + add_entries(rows_of(line))
     found = candidates.find_candidates(line, pool=pool, strategy=strategy)
     changes = {"added": 0, "updated": 0, "removed": 0}
     if found.status in ("picked", "empty_pool"):

@@ -11,6 +11,7 @@ after LOUPE_REVIEW_CLAIM_S without a keep-alive. An entry is done when a revisio
 inspection is saved in the editor (save_annotation calls note_editor_save).
 """
 
+import json
 from datetime import timedelta
 
 from django.conf import settings
@@ -43,6 +44,10 @@ def _check_details(details) -> dict:
         return {}
     if not isinstance(details, dict):
         raise InvalidInput("details must be a JSON object", field="details")
+    try:
+        json.dumps(details, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"details must be plain JSON: {error}", field="details") from error
     return details
 
 

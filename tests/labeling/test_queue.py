@@ -64,7 +64,12 @@ def test_add_to_queue_puts_each_item_on_once_and_says_how_many(inspect):
 
 @pytest.mark.parametrize(
     "kind, details, message",
-    [("nonsense", None, "kind must be one of"), ("batch", ["x"], "details must be a JSON object")],
+    [
+        ("nonsense", None, "kind must be one of"),
+        ("batch", ["x"], "details must be a JSON object"),
+        ("batch", {"when": object()}, "details must be plain JSON"),
+        ("batch", {"p": float("nan")}, "details must be plain JSON"),
+    ],
 )
 def test_add_to_queue_refuses_bad_input_and_stores_nothing(inspect, kind, details, message):
     with pytest.raises(InvalidInput, match=message):

@@ -155,12 +155,17 @@ def replace_active_learning_entries(*, line, picks: list[tuple[int, str, float, 
 def refresh_line_queue(line, *, pool=candidates.DEFAULT_POOL, strategy=None) -> dict:
     """Sync the line's queue with its sources, then let active learning replace its picks.
 
-    Returns what changed: {"escape": n, "disagreement": n, "boxless": n, "active_learning":
+    Returns what changed: {"dismissed": n (entries whose reason is gone), "escape": n,
+    "disagreement": n, "boxless": n, "active_learning":
     {"status", "model", "pool_size", "reference_size", "added", "updated", "removed"}}. Safe to
     repeat and to run beside labelers: claimed entries are never taken away. Without a model
     (or with one that fails to load) active learning's entries stay as they were.
     """
-    added: dict = {}
+    added: dict = {
+        "dismissed": queue_sources.gone_entries(line).update(
+            state=QueueState.DISMISSED, done_at=timezone.now()
+        )
+    }
     for kind, rows_of in queue_sources.SOURCES:
         added[kind.value] = added.get(kind.value, 0) + add_entries(rows_of(line))
     found = candidates.find_candidates(line, pool=pool, strategy=strategy)
@@ -255,15 +260,6 @@ def note_editor_save(revision: AnnotationRevision, *, author) -> int:
     return QueueEntry.objects.filter(
         inspection_id=revision.inspection_id, state=QueueState.OPEN
     ).update(state=QueueState.DONE, done_at=timezone.now(), done_by=author)
-
-
-def dismiss_entry(*, entry: QueueEntry, user) -> bool:
-    """Take an open entry off the queue without labels (the item cannot be boxed)."""
-    return bool(
-        QueueEntry.objects.filter(pk=entry.pk, state=QueueState.OPEN).update(
-            state=QueueState.DISMISSED, done_at=timezone.now(), done_by=user
-        )
-    )
 
 
 # Reading ------------------------------------------------------------------------------------

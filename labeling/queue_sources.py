@@ -8,7 +8,7 @@ takes at most SYNC_LIMIT items per source, newest first, so a line with a long h
 its queue over a few runs instead of in one long transaction. labeling.queue adds the rows.
 """
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from inspection.models import Escape, Line, ReviewItem, ReviewState
@@ -16,9 +16,11 @@ from labeling.models import (
     PRIORITY,
     AnnotationRevision,
     ImageLabel,
+    LabelDisagreement,
     LabelSource,
     QueueEntry,
     QueueKind,
+    QueueState,
 )
 from labeling.selectors import latest_revisions, open_disagreements
 
@@ -59,9 +61,8 @@ def escape_rows(line: Line) -> list[Row]:
     escapes = (
         Escape.objects.filter(line=line)
         .exclude(_editor_revision_after(OuterRef("recorded_at")))
-        .exclude(
-            Exists(QueueEntry.objects.filter(inspection=OuterRef("inspection"), kind="escape"))
-        )
+        .exclude(_open_entry(QueueKind.ESCAPE))
+        .exclude(_entry_closed_or_made_after(QueueKind.ESCAPE, OuterRef("recorded_at")))
         .order_by("-recorded_at")[:SYNC_LIMIT]
     )
     rows = [
@@ -158,6 +159,26 @@ def boxless_rows(line: Line) -> list[Row]:
         for revision in revisions
     ]
     return rows
+
+
+def gone_entries(line: Line) -> QuerySet[QueueEntry]:
+    """Open entries whose reason is gone: an audit escape withdrawn with its undone reject, a
+    disagreement whose review decision was undone (or whose mark was settled). Refreshing
+    dismisses them; claimed ones too, since there is nothing left to label for that reason."""
+    entries = QueueEntry.objects.filter(line=line, state=QueueState.OPEN)
+    escaped = Escape.objects.filter(inspection=OuterRef("inspection"))
+    marked = LabelDisagreement.objects.filter(
+        inspection=OuterRef("inspection"), settled_at__isnull=True
+    )
+    against_model = ReviewItem.objects.filter(
+        inspection=OuterRef("inspection"), state=ReviewState.DECIDED, model_agrees=False
+    )
+    return entries.alias(
+        escaped=Exists(escaped), marked=Exists(marked), against_model=Exists(against_model)
+    ).filter(
+        Q(kind=QueueKind.ESCAPE, escaped=False)
+        | Q(kind=QueueKind.DISAGREEMENT, marked=False, against_model=False)
+    )
 
 
 # each source of flagged items, by the kind it queues them as, most urgent first

@@ -13,7 +13,7 @@ from inspection.selectors import visible_lines
 from labeling import queue, review_labels, services
 from labeling.models import QueueEntry, QueueRefresh, QueueState
 from loupe.common.errors import InvalidInput
-from review.services import decide_review_item
+from review.services import decide_review_item, undo_decision
 from tests.helpers import seed_inspection
 from tests.labeling.conftest import MODEL_BOX
 
@@ -268,6 +268,28 @@ def test_an_audit_escape_is_queued_first_and_once(
     save(item, labeler, boxes=[MODEL_BOX])
     assert queue.refresh_line_queue(line)["escape"] == 0
     assert open_kinds() == {}
+
+
+def test_an_escape_undone_with_its_audit_reject_leaves_the_queue(
+    make_line, station_with_token, model, inspector
+):
+    line = make_line(name="line-full", level="full", audit_fraction=1.0)
+    line.members.add(inspector)
+    item = seed_inspection(
+        station_with_token(line)[0], "SN-1", probability=0.05, model_version=model
+    )
+    decided = decide_review_item(item=item.review_item, inspector=inspector, outcome="reject")
+    queue.refresh_line_queue(line)
+    assert open_kinds() == {"SN-1": "escape"}
+
+    undo_decision(item=decided, user=inspector)  # within the undo window: no escape after all
+    assert queue.refresh_line_queue(line)["dismissed"] == 1
+    entry = QueueEntry.objects.get()
+    assert (entry.state, entry.done_by) == (QueueState.DISMISSED, None)
+
+    decide_review_item(item=decided, inspector=inspector, outcome="reject")  # found again
+    assert queue.refresh_line_queue(line)["escape"] == 1
+    assert open_kinds() == {"SN-1": "escape"}
 
 
 def test_review_and_editor_disagreements_are_queued_until_settled(

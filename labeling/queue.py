@@ -152,27 +152,36 @@ def replace_active_learning_entries(*, line, picks: list[tuple[int, str, float, 
     return {"added": added, "updated": updated, "removed": removed}
 
 
-def refresh_line_queue(line, *, pool=candidates.DEFAULT_POOL, strategy=None) -> dict:
-    """Sync the line's queue with its sources, then let active learning replace its picks.
-
-    Returns what changed: {"dismissed": n (entries whose reason is gone), "escape": n,
-    "disagreement": n, "boxless": n, "active_learning":
-    {"status", "model", "pool_size", "reference_size", "added", "updated", "removed"}}. Safe to
-    repeat and to run beside labelers: claimed entries are never taken away. Without a model
-    (or with one that fails to load) active learning's entries stay as they were.
-    """
-    added: dict = {
+def sync_line_sources(line) -> dict:
+    """Bring the line's flagged items onto its queue (escapes, disagreements, box-less labels)
+    and dismiss the entries whose reason is gone. Database work only: cheap enough to run
+    every minute, so an escape is on the queue soon after the audit found it. Returns
+    {"dismissed": n, "escape": n, "disagreement": n, "boxless": n}. Safe to repeat."""
+    synced: dict = {
         "dismissed": queue_sources.gone_entries(line).update(
             state=QueueState.DISMISSED, done_at=timezone.now()
         )
     }
     for kind, rows_of in queue_sources.SOURCES:
-        added[kind.value] = added.get(kind.value, 0) + add_entries(rows_of(line))
+        synced[kind.value] = synced.get(kind.value, 0) + add_entries(rows_of(line))
+    return synced
+
+
+def refresh_line_queue(line, *, pool=candidates.DEFAULT_POOL, strategy=None) -> dict:
+    """Sync the line's sources, then let active learning replace its picks, and record the
+    run (QueueRefresh, which the page shows).
+
+    Returns what changed: sync_line_sources' counts and "active_learning": {"status", "model",
+    "pool_size", "reference_size", "added", "updated", "removed"}. Safe to repeat and to run
+    beside labelers: claimed entries are never taken away. Without a model (or with one that
+    fails to load) active learning's entries stay as they were.
+    """
+    result = sync_line_sources(line)
     found = candidates.find_candidates(line, pool=pool, strategy=strategy)
     changes = {"added": 0, "updated": 0, "removed": 0}
     if found.status in ("picked", "empty_pool"):
         changes = replace_active_learning_entries(line=line, picks=found.picks)
-    added["active_learning"] = {
+    result["active_learning"] = {
         "status": found.status,
         "model": found.model,
         "pool_size": found.pool_size,
@@ -181,9 +190,9 @@ def refresh_line_queue(line, *, pool=candidates.DEFAULT_POOL, strategy=None) -> 
     }
     QueueRefresh.objects.update_or_create(
         line=line,
-        defaults={"refreshed_at": timezone.now(), "result": added, "strategy": found.strategy},
+        defaults={"refreshed_at": timezone.now(), "result": result, "strategy": found.strategy},
     )
-    return added
+    return result
 
 
 # Claims -------------------------------------------------------------------------------------

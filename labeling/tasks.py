@@ -45,6 +45,12 @@ def refresh_labeling_queues_task() -> dict:
     return results
 
 
+@shared_task(name="labeling.sync_queue_sources", acks_late=False, **time_limits("datasets"))
+def sync_queue_sources_task() -> dict:
+    """Periodic (loupe.periodic): every line's flagged items onto its queue, every minute."""
+    return {line.name: queue.sync_line_sources(line) for line in Line.objects.order_by("pk")}
+
+
 def send_refresh(line_id: int) -> None:
     """Ask a datasets worker to refresh one line's queue now (the page's button). Raises the
     broker's error when it cannot be reached."""

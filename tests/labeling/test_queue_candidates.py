@@ -116,12 +116,29 @@ def test_the_periodic_job_refreshes_every_line_on_the_datasets_queue(served_line
     from labeling import tasks
     from loupe.periodic import periodic_jobs
 
-    job = next(j for j in periodic_jobs() if j.task is tasks.refresh_labeling_queues_task)
-    assert job.queue == datasets_queue() != "inference"
+    jobs = {j.task.name: j for j in periodic_jobs()}
+    refresh = jobs["labeling.refresh_labeling_queues"]
+    sync = jobs["labeling.sync_queue_sources"]
+    assert (refresh.every_s, sync.every_s) == (900.0, 60.0)
+    assert refresh.queue == sync.queue == datasets_queue() != "inference"
 
     results = tasks.refresh_labeling_queues_task.apply().get()
     assert results["line-al"]["active_learning"]["status"] == "picked"
     assert al_entries().count() == 6  # the whole pool: fewer items than DEFAULT_POOL.picks
+
+
+def test_the_minutely_sync_queues_flagged_items_without_scoring(served_line, items):
+    from labeling import tasks
+
+    labeled = items["SN-0"]  # labeled OK in the editor; a later box-less defective label
+    labeler = labeled.annotations.get().author
+    services.save_annotation(inspection=labeled, author=labeler, image_label="defective", boxes=[])
+
+    results = tasks.sync_queue_sources_task.apply().get()
+
+    assert results["line-al"] == {"dismissed": 0, "escape": 0, "disagreement": 0, "boxless": 1}
+    assert QueueEntry.objects.get().kind == "boxless"
+    assert not QueueRefresh.objects.exists()  # active learning waits for its own job
 
 
 def test_the_refresh_button_sends_its_task_to_the_datasets_queue(served_line, monkeypatch):

@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 
 from inspection.models import AutomationLevel, Line
+from loupe.common import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,15 @@ def predict_image(model_version, path: Path):
             output = model.predict([image])[0]
         except Exception as exc:
             raise ModelUnavailable(f"model {model_version.name} failed: {exc}") from exc
-    return output, (time.perf_counter() - started) * 1000.0
+    seconds = time.perf_counter() - started
+    metrics.record_inference(
+        model_version=model_version.name,
+        seconds=seconds,
+        probability=output.defect_probability,
+        region_count=len(output.regions),
+        threshold=getattr(model, "image_threshold", 0.5),
+    )
+    return output, seconds * 1000.0
 
 
 def forget_loaded_models() -> None:

@@ -4,15 +4,29 @@ Above services and tasks: it stores the item (services), enqueues and waits for 
 prediction (tasks), and applies the fail-safe when the budget runs out (decisions).
 """
 
+import time
+
 from django.utils import timezone
 
 from inspection import decisions, selectors, services, tasks
 from inspection.images import ValidatedImage
-from inspection.models import FailSafeReason, Inspection, InspectionStatus, Station
+from inspection.models import (
+    FailSafeReason,
+    Inspection,
+    InspectionStatus,
+    PredictionRole,
+    Station,
+)
+from loupe.common import metrics
 
 
 def submit_inspection(
-    *, station: Station, external_id: str, image: ValidatedImage, metadata: dict
+    *,
+    station: Station,
+    external_id: str,
+    image: ValidatedImage,
+    metadata: dict,
+    started: float | None = None,
 ) -> tuple[Inspection, bool]:
     """The station's POST: receive, have a worker predict, wait up to the line's budget.
 
@@ -25,8 +39,11 @@ def submit_inspection(
         external_id=external_id,
         image=image,
         metadata=metadata,
-        on_created=lambda item: tasks.enqueue_prediction(item.pk),
+        on_created=lambda item: tasks.enqueue_prediction(
+            item.pk, line=station.line.name, station=station.name
+        ),
     )
+    received_s = time.perf_counter() - started
     # A retry that arrives while the first request still waits, waits out the same budget;
     # either way no item stays unrouted past its deadline.
     if inspection.status == InspectionStatus.RECEIVED:
@@ -35,4 +52,32 @@ def submit_inspection(
         inspection.refresh_from_db(fields=["status"])
         if inspection.status == InspectionStatus.RECEIVED:
             decisions.apply_fail_safe(inspection=inspection, reason=FailSafeReason.BUDGET_MISSED)
-    return selectors.inspection_with_answer(inspection.pk), created
+    answered = selectors.inspection_with_answer(inspection.pk)
+    _record_answer(station, answered, created=created, received_s=received_s)
+    return answered, created
+
+
+def answering_model(inspection: Inspection) -> str:
+    """The model version whose output the answer rests on: the one that routed the item, else
+    the one whose prediction came too late; empty when no model answered."""
+    if inspection.model_version is not None:
+        return inspection.model_version.name
+    for prediction in inspection.predictions.all():  # prefetched with the answer
+        if prediction.role == PredictionRole.PRIMARY:
+            return prediction.model_version.name
+    return ""
+
+
+def _record_answer(station: Station, inspection: Inspection, *, created: bool, received_s) -> None:
+    decision = getattr(inspection, "decision", None)
+    final = decision is not None and decision.is_final()
+    metrics.record_answer(
+        line=station.line.name,
+        station=station.name,
+        model_version=answering_model(inspection),
+        outcome=decision.outcome if final else "review",
+        decided_by=decision.decided_by if final else "none",
+        fail_safe_reason=inspection.fail_safe_reason,
+        created=created,
+        received_s=received_s,
+    )

@@ -1,4 +1,5 @@
 import logging
+import time
 
 import kombu.exceptions
 import redis.exceptions
@@ -8,6 +9,7 @@ from celery.result import AsyncResult
 
 from inspection import decisions, services
 from inspection.models import FailSafeReason, Inspection
+from loupe.common import metrics
 from loupe.common.time_limits import time_limits
 
 logger = logging.getLogger(__name__)
@@ -34,20 +36,37 @@ def prediction_task_id(inspection_id: int) -> str:
     max_retries=5,
     **time_limits("inference"),
 )
-def predict_task(inspection_id: int) -> None:
-    services.predict_and_route(inspection_id=inspection_id)
+def predict_task(
+    inspection_id: int, sent_at: float | None = None, line: str = "", station: str = ""
+) -> None:
+    """`sent_at`, `line` and `station` label the figures (loupe.common.metrics); a message
+    sent without them (an older web process, a test) is predicted all the same."""
+    if sent_at is not None:
+        metrics.record_queue_wait(line=line, station=station, sent_at=sent_at)
+    labels = metrics.current_station.set((line, station))
+    try:
+        services.predict_and_route(inspection_id=inspection_id)
+    finally:
+        metrics.current_station.reset(labels)
 
 
 @shared_task(name="inspection.route_overdue", **time_limits("inference"))
 def route_overdue_task() -> int:
     """Periodic (loupe.periodic): the fail-safe for items a dead process left unrouted."""
-    return decisions.route_overdue_inspections()
+    routed = decisions.route_overdue_inspections()
+    metrics.record_overdue_fail_safe(routed)
+    return routed
 
 
-def enqueue_prediction(inspection_id: int) -> None:
-    """Send the prediction task; if the broker cannot be reached, the fail-safe applies now."""
+def enqueue_prediction(inspection_id: int, *, line: str = "", station: str = "") -> None:
+    """Send the prediction task; if the broker cannot be reached, the fail-safe applies now.
+    `line` and `station` (names) only label the worker's figures."""
     try:
-        predict_task.apply_async((inspection_id,), task_id=prediction_task_id(inspection_id))
+        predict_task.apply_async(
+            (inspection_id,),
+            {"sent_at": time.time(), "line": line, "station": station},
+            task_id=prediction_task_id(inspection_id),
+        )
     except Exception:
         logger.exception("inspection %s: could not enqueue prediction", inspection_id)
         inspection = Inspection.objects.get(pk=inspection_id)

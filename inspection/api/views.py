@@ -1,3 +1,5 @@
+import time
+
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -13,12 +15,29 @@ from inspection.api.serializers import (
     read_submission,
 )
 from inspection.images import validate_image
-from inspection.models import Inspection
+from inspection.models import Inspection, Station
+from loupe.common import metrics
 from loupe.common.api_docs import error_responses
 
 
 class InspectionListView(APIView):
     parser_classes = [MultiPartParser]
+
+    def dispatch(self, request, *args, **kwargs):
+        # the receive and total figures start here, before the body is read
+        self.started = time.perf_counter()
+        return super().dispatch(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if 400 <= response.status_code < 500 and isinstance(response.data, dict):
+            station = getattr(request, "auth", None)
+            known = isinstance(station, Station)
+            metrics.record_invalid_input(
+                line=station.line.name if known else "",
+                station=station.name if known else "",
+                code=str(response.data.get("error", response.status_code)),
+            )
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(
         request={"multipart/form-data": SubmissionSerializer},
@@ -57,13 +76,23 @@ class InspectionListView(APIView):
             max_bytes=settings.LOUPE_MAX_IMAGE_BYTES,
             max_pixels=settings.LOUPE_MAX_IMAGE_PIXELS,
         )
+        station = request.auth
         inspection, created = submission.submit_inspection(
-            station=request.auth, external_id=external_id, image=image, metadata=metadata
+            station=station,
+            external_id=external_id,
+            image=image,
+            metadata=metadata,
+            started=self.started,
         )
-        return Response(
-            InspectionAnswerSerializer(inspection).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        answer = InspectionAnswerSerializer(inspection).data
+        if created:
+            metrics.record_request_seconds(
+                line=station.line.name,
+                station=station.name,
+                model_version=submission.answering_model(inspection),
+                seconds=time.perf_counter() - self.started,
+            )
+        return Response(answer, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class InspectionDetailView(APIView):

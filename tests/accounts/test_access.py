@@ -1,12 +1,16 @@
 """Accounts, roles and line scoping: who may see and do what, in pages and APIs."""
 
 import io
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db.models import F
 from django.test import Client
 
+from inspection.models import Decision, ReviewItem
 from tests.helpers import image_bytes, seed_inspection
 
 
@@ -171,6 +175,16 @@ def test_detail_page_hides_the_model_from_an_open_shadow_item(make_line, station
     page = client.get(f"/inspections/{inspection.pk}/").content.decode()
     assert "dent 0.93" not in page and "Hidden until a human has decided" in page
     decide_review_item(item=inspection.review_item, inspector=user, outcome="reject")
+    page = client.get(f"/inspections/{inspection.pk}/").content.decode()
+    assert "dent 0.93" not in page, "shown while the decision can still be undone"
+    # once the undo window has passed, the decision is final and the model's answer shown
+    passed = timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S + 1)
+    ReviewItem.objects.filter(pk=inspection.review_item.pk).update(
+        decided_at=F("decided_at") - passed
+    )
+    Decision.objects.filter(inspection=inspection).update(
+        decided_at=F("decided_at") - passed, final_at=F("final_at") - passed
+    )
     page = client.get(f"/inspections/{inspection.pk}/").content.decode()
     assert "dent 0.93" in page and "0.9000" in page
 

@@ -82,7 +82,7 @@ def test_every_station_success_answer_matches_the_schema(station_auth):
 
 def test_an_answer_with_the_models_output_matches_the_schema(make_line, station_with_token):
     model = seed_model_version()
-    line = make_line(name="line-assist", level="assist")
+    line = make_line(name="line-assist", level="assist", audit_fraction=0.0)  # never blind
     station, token = station_with_token(line, name="cam-assist")
     region = {"x0": 1.0, "y0": 2.0, "x1": 30.5, "y1": 40.0, "label": "scratch", "score": 0.9}
     item = seed_inspection(station, "SN-9", probability=0.7, regions=[region], model_version=model)

@@ -90,7 +90,8 @@ def test_shadow_records_the_model_and_the_agreement_when_a_human_decides(
 
 
 def test_assist_returns_the_model_regions_and_reviews(station):
-    session, url = station("assist", latency_budget_ms=10000)
+    # no blind sample: this item must show the model
+    session, url = station("assist", latency_budget_ms=10000, audit_fraction=0.0)
     body = post(session, url).json()
     assert body["decision"] == "review"
     prediction = Prediction.objects.get(inspection_id=body["id"])
@@ -104,7 +105,8 @@ def test_assist_returns_the_model_regions_and_reviews(station):
     [(ALWAYS_ACCEPT, "accept"), (ALWAYS_REJECT, "reject"), (ALWAYS_UNSURE, "review")],
 )
 def test_partial_decides_when_confident(station, thresholds, decision):
-    session, url = station("partial", latency_budget_ms=10000, **thresholds)
+    # no audit draw: a confident item must be the model's alone
+    session, url = station("partial", latency_budget_ms=10000, audit_fraction=0.0, **thresholds)
     body = post(session, url).json()
     assert body["decision"] == decision
     assert body["decided_by"] == (None if decision == "review" else "model")

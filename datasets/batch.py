@@ -18,6 +18,7 @@ import shutil
 import time
 import uuid
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -35,14 +36,20 @@ from datasets.import_plans import (
 )
 from datasets.models import BatchImage, BatchPrediction, ExportImportState
 from inspection import inference, storage
-from inspection.models import Line
+from inspection.models import Inspection, InspectionStatus, Line
 from loupe.common.errors import LoupeError
 from loupe.common.time_limits import failure_message
 
 logger = logging.getLogger(__name__)
 
-# Images per model call: small, so a batch never holds the model (or a core) for long at once
-CHUNK = 8
+# Images per model call: few, so a station item that arrives meanwhile waits for little
+CHUNK = 2
+# Before each chunk the batch waits while a station's item waits for its model (polled every
+# YIELD_POLL_S), but never more than YIELD_MAX_S, so a busy line slows a batch, never stops it.
+# Items received longer than LIVE_WINDOW_S ago are the overdue job's, not live traffic.
+YIELD_POLL_S = 0.02
+YIELD_MAX_S = 1.0
+LIVE_WINDOW_S = 60
 PROGRESS_EVERY_S = 0.5
 CREATE_CHUNK = 2000
 MAX_NAME = 500
@@ -291,6 +298,23 @@ def _predict_chunk(model, zf, rows: list[BatchImage]) -> int:
     return sum(1 for row in rows if row.error)
 
 
+def _wait_for_live_items() -> None:
+    """Stations first. Lowering the batch worker's priority is not enough: the two cores of a
+    plant server share caches and memory bandwidth (and, on a virtual machine, often one
+    physical core), so a batch predicting beside a station's item slows it by a third even at
+    the idle priority (bench/batch_interference.py). So the batch predicts in the gaps between
+    live items: while any item received in the last LIVE_WINDOW_S waits for its model (the
+    partial index inspection_unrouted answers this at once), it waits, up to YIELD_MAX_S."""
+    until = time.monotonic() + YIELD_MAX_S
+    while time.monotonic() < until:
+        recent = timezone.now() - timedelta(seconds=LIVE_WINDOW_S)
+        if not Inspection.objects.filter(
+            status=InspectionStatus.RECEIVED, received_at__gte=recent
+        ).exists():
+            return
+        time.sleep(YIELD_POLL_S)
+
+
 def _predict_pending(batch: BatchPrediction) -> None:
     model = inference.loaded_model(batch.model_version)
     pending = list(
@@ -312,6 +336,7 @@ def _predict_pending(batch: BatchPrediction) -> None:
     with zipfile.ZipFile(Path(settings.MEDIA_ROOT) / batch.archive_file) as zf:
         for start in range(0, len(pending), CHUNK):
             rows = pending[start : start + CHUNK]
+            _wait_for_live_items()
             failed += _predict_chunk(model, zf, rows)
             unsaved += rows
             if time.monotonic() - last < PROGRESS_EVERY_S and start + CHUNK < len(pending):

@@ -5,6 +5,7 @@ results as CSV and JSON, and the images sent to the labeling queue as offline it
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -439,3 +440,30 @@ def test_the_command_predicts_a_folder_or_a_zip_and_can_send_to_labeling(
     with pytest.raises(CommandError, match="1 problem"):
         call_command("predict_batch", "line-a", str(tmp_path / "bad.zip"))
     assert BatchPrediction.objects.count() == 2
+
+
+def test_a_batch_waits_while_a_stations_item_waits_for_its_model(
+    make_line, station_with_token, monkeypatch
+):
+    """Stations first: a received, unrouted item holds the batch back (up to YIELD_MAX_S, so a
+    busy line slows a batch and never stops it); one older than LIVE_WINDOW_S is no live item."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.helpers import seed_inspection
+
+    monkeypatch.setattr(batch, "YIELD_MAX_S", 0.3)
+    started = time.monotonic()
+    batch._wait_for_live_items()
+    assert time.monotonic() - started < 0.1
+    live_line = make_line(name="press-live", level="shadow")
+    item = seed_inspection(station_with_token(live_line)[0], "SN-live")
+    assert item.status == InspectionStatus.RECEIVED
+    started = time.monotonic()
+    batch._wait_for_live_items()
+    assert 0.3 <= time.monotonic() - started < 1.0
+    Inspection.objects.filter(pk=item.pk).update(received_at=timezone.now() - timedelta(minutes=2))
+    started = time.monotonic()
+    batch._wait_for_live_items()
+    assert time.monotonic() - started < 0.1

@@ -4,13 +4,12 @@ inspection of a line the user does not work is a 404."""
 from django.contrib.auth.decorators import permission_required
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
-from inspection import decisions, storage
-from inspection.models import DecidedBy, Escape, PredictionRole, ReviewState
-from inspection.selectors import visible_inspections
+from inspection import storage
+from inspection.models import DecidedBy, Escape, PredictionRole
+from inspection.selectors import model_hidden_from_humans, review_is_final, visible_inspections
 from inspection.thumbnails import thumbnail_path
 from loupe.common.permissions import CAN_VIEW_INSPECTIONS
 
@@ -47,17 +46,8 @@ def inspection_detail(request, pk):
     decision = getattr(inspection, "decision", None)
     predictions = inspection.predictions.select_related("model_version").order_by("created_at")
     events = review_item.events.select_related("user") if review_item else []
-    # Whether the human and the model agreed shows only once the human's decision is final: seen
-    # inside the undo window, a disagreement could be taken back, and the figure would lie.
-    review_final = (
-        review_item is not None
-        and review_item.state == ReviewState.DECIDED
-        and review_item.decided_at + decisions.undo_window() <= timezone.now()
-    )
-    # While a shadow, audit or blind item waits for its human (or their decision can still be
-    # undone), the model's answer stays hidden here too, as in the review queue: a peek would
-    # make the agreement figure meaningless.
-    model_hidden = review_item is not None and not review_item.shows_model and not review_final
+    review_final = review_is_final(review_item)
+    model_hidden = model_hidden_from_humans(inspection)
     escape = None if model_hidden else Escape.objects.filter(inspection=inspection).first()
     if model_hidden:
         predictions = predictions.none()

@@ -10,8 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from inspection.models import ReviewState
-from inspection.selectors import visible_inspections, visible_lines
+from inspection.selectors import model_hidden_from_humans, visible_inspections, visible_lines
 from labeling import queue_views, services
 from labeling.models import ImageLabel, LabelSource, QueueKind
 from labeling.selectors import current_revision
@@ -48,10 +47,8 @@ def _revision_json(revision, *, model_hidden: bool = False) -> dict:
 
 
 def _model_is_hidden(inspection) -> bool:
-    """While a shadow or audit item waits for its human decision, the inspector must not see
-    the model's answer, or the agreement figure would mean nothing (as in the review queue)."""
-    item = getattr(inspection, "review_item", None)
-    return item is not None and item.state == ReviewState.OPEN and not item.shows_model
+    """The inspection selectors' rule: hidden until the human's decision is final."""
+    return model_hidden_from_humans(inspection)
 
 
 def _box(region: dict) -> dict:

@@ -12,7 +12,7 @@ MODEL_REGION = {"x0": 10.0, "y0": 10.0, "x1": 40.0, "y1": 30.0, "label": "scratc
 @pytest.fixture
 def labeling_inspection(make_line, station_with_token):
     """An assist-level item (the inspector sees the model) on which the model boxed a scratch."""
-    line = make_line(name="line-a", level="assist")
+    line = make_line(name="line-a", level="assist", audit_fraction=0.0)  # never blind
     station, _ = station_with_token(line)
     inspection = seed_inspection(
         station,

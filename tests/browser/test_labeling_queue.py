@@ -18,7 +18,7 @@ LABEL_PAGE = re.compile(r"/inspections/(\d+)/label/\?queue=1")
 def queued(make_line, station_with_token):
     """An assist line with two items on its queue: an escape the model boxed, then an item
     labeled defective without a box."""
-    line = make_line(name="line-a", level="assist")
+    line = make_line(name="line-a", level="assist", audit_fraction=0.0)  # never blind
     station, _ = station_with_token(line)
     model = seed_model_version("v1")
     escape = seed_inspection(

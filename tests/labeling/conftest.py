@@ -16,7 +16,7 @@ def model(db):
 @pytest.fixture
 def line(make_line):
     # assist: the model runs and the inspector sees its regions
-    return make_line(name="line-a", level="assist")
+    return make_line(name="line-a", level="assist", audit_fraction=0.0)  # never blind
 
 
 @pytest.fixture

@@ -1,12 +1,16 @@
 """The labeling pages and the editor's JSON call, through HTTP with a logged-in browser session."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 
+from inspection.models import ReviewItem
 from labeling.models import AnnotationRevision
 from review.services import decide_review_item
 from tests.labeling.conftest import MODEL_BOX, PASSWORD
@@ -160,7 +164,7 @@ def test_the_label_page_starts_from_the_latest_revision(defective, inspector):
     assert b'id="annotate-data"' in page.content
 
 
-def test_in_shadow_the_models_boxes_stay_hidden_until_the_review_decision(
+def test_in_shadow_the_models_boxes_stay_hidden_until_the_review_decision_is_final(
     make_line, station_with_token, inspect, make_user
 ):
     shadow = make_line(name="line-s", level="shadow")
@@ -174,6 +178,12 @@ def test_in_shadow_the_models_boxes_stay_hidden_until_the_review_decision(
     assert b"stays hidden until" in page.content
 
     decide_review_item(item=inspection.review_item, inspector=user, outcome="reject")
+    page = client.get(reverse("labeling:label", args=[inspection.pk]))
+    assert editor_data(page)["model_regions"] is None, "shown while the decision can be undone"
+    passed = timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S + 1)
+    ReviewItem.objects.filter(pk=inspection.review_item.pk).update(
+        decided_at=F("decided_at") - passed
+    )
     page = client.get(reverse("labeling:label", args=[inspection.pk]))
     assert editor_data(page)["model_regions"] == [{**MODEL_BOX, "score": 0.9}]
 

@@ -423,6 +423,7 @@ def test_the_command_predicts_a_folder_or_a_zip_and_can_send_to_labeling(
         "shots",
     )
     assert out["to_labeling"] == {"selected": 3, "queued": 3}
+    assert out["sent_to_labeling"] == 3
     assert BatchPrediction.objects.get().created_by == data_team
 
     zipped = tmp_path / "more.zip"

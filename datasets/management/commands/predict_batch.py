@@ -58,12 +58,14 @@ class Command(BaseCommand):
             raise CommandError(refused.message) from refused
         if opts["wait"]:
             record = self._wait(record, opts["timeout"])
-        payload = batch_results.batch_payload(record)
+        sent = None
         if opts["to_labeling"] and record.state == ExportImportState.DONE:
             selection = batch_results.Selection.parse({"which": opts["to_labeling"]}, line=line)
-            payload["to_labeling"] = batch_results.send_to_labeling(
-                batch=record, selection=selection, user=user
-            )
+            sent = batch_results.send_to_labeling(batch=record, selection=selection, user=user)
+            record.refresh_from_db()
+        payload = batch_results.batch_payload(record)
+        if sent is not None:
+            payload["to_labeling"] = sent
         self.stdout.write(json.dumps(payload, indent=2))
         if record.state == ExportImportState.FAILED:
             raise CommandError(f"batch {record.pk} failed: {record.error}")

@@ -50,6 +50,9 @@ CHUNK = 2
 YIELD_POLL_S = 0.02
 YIELD_MAX_S = 1.0
 LIVE_WINDOW_S = 60
+# A running batch without progress for this long was left by a killed worker. Far above any
+# pause the batch takes for stations: the idle scheduling class waits for a free core.
+STALE_AFTER = timedelta(minutes=30)
 PROGRESS_EVERY_S = 0.5
 CREATE_CHUNK = 2000
 MAX_NAME = 500
@@ -375,4 +378,48 @@ def run_batch(*, batch_id: int) -> None:
         }
     finally:
         _remove_archive(batch)
-        BatchPrediction.objects.filter(pk=batch_id).update(finished_at=timezone.now(), **outcome)
+        # conditional: a batch the clean-up took for dead stays failed
+        BatchPrediction.objects.filter(pk=batch_id, state=ExportImportState.RUNNING).update(
+            finished_at=timezone.now(), **outcome
+        )
+    # each batch clears what killed workers left behind (as each export does); a failure there
+    # is not this batch's
+    try:
+        clean_up_stale_batches()
+    except Exception:
+        logger.exception("cleaning up stale batches failed")
+
+
+def clean_up_stale_batches(*, now=None) -> dict:
+    """What a killed batch worker left: batches running without progress for STALE_AFTER
+    fail and say so, and archives no queued or running batch will read (older than
+    STALE_AFTER) are removed. Safe to repeat and beside live batches (their heartbeat and
+    files are younger). Returns {"failed": n, "files": n}."""
+    now = now or timezone.now()
+    cutoff = now - STALE_AFTER
+    failed = 0
+    stale = BatchPrediction.objects.filter(state=ExportImportState.RUNNING, updated_at__lt=cutoff)
+    for record in stale:
+        failed += BatchPrediction.objects.filter(
+            pk=record.pk, state=ExportImportState.RUNNING, updated_at__lt=cutoff
+        ).update(
+            state=ExportImportState.FAILED,
+            error="the worker stopped during this batch; start it again",
+            finished_at=now,
+        )
+        _remove_archive(record)
+    waiting = [ExportImportState.QUEUED, ExportImportState.RUNNING]
+    kept = set(
+        BatchPrediction.objects.filter(state__in=waiting).values_list("archive_file", flat=True)
+    )
+    media, removed = Path(settings.MEDIA_ROOT), 0
+    for path in media.glob("batches/*.zip"):
+        if (
+            path.relative_to(media).as_posix() not in kept
+            and path.stat().st_mtime < cutoff.timestamp()
+        ):
+            path.unlink(missing_ok=True)
+            removed += 1
+    if failed or removed:
+        logger.warning("cleaned up %d stopped batches and %d orphaned archives", failed, removed)
+    return {"failed": failed, "files": removed}

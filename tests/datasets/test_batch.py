@@ -468,3 +468,33 @@ def test_a_batch_waits_while_a_stations_item_waits_for_its_model(
     started = time.monotonic()
     batch._wait_for_live_items()
     assert time.monotonic() - started < 0.1
+
+
+def test_a_batch_a_killed_worker_left_running_fails_and_its_files_go(finished, own_media):
+    """The next batch's worker clears it: no progress for STALE_AFTER means its worker died."""
+    import os
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    archive = own_media / "batches" / "left-by-a-killed-worker.zip"
+    archive.write_bytes(b"zip")
+    orphan = own_media / "batches" / "uploaded-then-crashed.zip"
+    orphan.write_bytes(b"zip")
+    fresh = own_media / "batches" / "being-uploaded-now.zip"
+    fresh.write_bytes(b"zip")
+    long_ago = timezone.now() - batch.STALE_AFTER - timedelta(minutes=1)
+    for path in (archive, orphan):
+        os.utime(path, (long_ago.timestamp(), long_ago.timestamp()))
+    BatchPrediction.objects.filter(pk=finished.pk).update(
+        state="running", archive_file="batches/left-by-a-killed-worker.zip", updated_at=long_ago
+    )
+    assert batch.clean_up_stale_batches() == {"failed": 1, "files": 1}
+    finished.refresh_from_db()
+    assert (finished.state, finished.error) == (
+        "failed",
+        "the worker stopped during this batch; start it again",
+    )
+    assert finished.archive_file == ""
+    assert not archive.exists() and not orphan.exists() and fresh.exists()
+    assert batch.clean_up_stale_batches() == {"failed": 0, "files": 0}

@@ -40,7 +40,7 @@ from monitoring.models import AggregationCursor, Bucket, Width
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
-TRAILING = timedelta(minutes=15)
+TRAILING = timedelta(minutes=5)
 # minute buckets feed the views up to a day; hour buckets are kept
 MINUTE_RETENTION = timedelta(days=3)
 # a long backfill or a catch-up after an outage works in slices of this, one transaction each
@@ -101,8 +101,10 @@ class Figures:
         for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in TALLIES:
+            mine = getattr(self, name)
+            # keys are strings already: as stored (JSON), and as tally() writes them
             for key, count in getattr(other, name).items():
-                self.tally(name, key, count)
+                mine[key] = mine.get(key, 0) + count
 
     def is_empty(self) -> bool:
         return not (

@@ -8,6 +8,7 @@ Counts add up; latency percentiles come from the summed histogram bins of each p
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.utils import timezone
 
@@ -72,15 +73,15 @@ class Point(Figures):
     def fail_safe_pct(self) -> float | None:
         return _pct(self.fail_safes, self.routed)
 
-    @property
+    @cached_property
     def latency_ms(self) -> list[float | None]:
         return [_round(histograms.percentile(self.route_latency, q)) for q in QUANTILES]
 
-    @property
+    @cached_property
     def model_ms(self) -> list[float | None]:
         return [_round(histograms.percentile(self.model_latency, q)) for q in QUANTILES]
 
-    @property
+    @cached_property
     def median_wait_s(self) -> float | None:
         wait = histograms.percentile(self.review_wait, 0.5)
         return None if wait is None else round(wait / 1000, 1)
@@ -156,8 +157,9 @@ def line_figures(*, line: Line, range_key: str, now: datetime | None = None) -> 
         point = points[int((bucket.start - start) / span.step)]
         point.add(bucket)
         point.review_backlog_peak = max(point.review_backlog_peak, bucket.review_backlog_peak)
-        total.add(bucket)
-        total.review_backlog_peak = max(total.review_backlog_peak, bucket.review_backlog_peak)
+    for point in points:
+        total.add(point)
+        total.review_backlog_peak = max(total.review_backlog_peak, point.review_backlog_peak)
     cursor = AggregationCursor.objects.filter().values_list("until", flat=True).first()
     return LineFigures(
         range=span,

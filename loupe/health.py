@@ -120,11 +120,13 @@ def check_broker() -> dict:
 
 def expected_queues() -> list[str]:
     """The queues that must have a worker: LOUPE_HEALTH_QUEUES, or every queue Loupe sends to."""
+    from datasets.batch import batch_queue
     from datasets.limits import datasets_queue
     from ml.tasks import TRAINING_QUEUE
 
     configured = list(getattr(settings, "LOUPE_HEALTH_QUEUES", []) or [])
-    return configured or [settings.CELERY_TASK_DEFAULT_QUEUE, datasets_queue(), TRAINING_QUEUE]
+    every = [settings.CELERY_TASK_DEFAULT_QUEUE, datasets_queue(), batch_queue(), TRAINING_QUEUE]
+    return configured or every
 
 
 def check_workers() -> dict:

@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-QUEUES = ["inference", "datasets", "training"]
+QUEUES = ["inference", "datasets", "batch", "training"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_all_checks_pass_with_a_worker_on_every_queue(client, worker, settings):
         "workers": True,
         "disk": True,
     }
-    assert checks["workers"]["queues"] == {"inference": 1, "datasets": 1, "training": 1}
+    assert checks["workers"]["queues"] == {"inference": 1, "datasets": 1, "batch": 1, "training": 1}
     assert checks["disk"]["media"]["free_mb"] >= settings.LOUPE_HEALTH_MIN_FREE_MB
     assert elapsed < 3
     # open to anyone: nothing names a host, database, folder or secret
@@ -68,7 +68,13 @@ def test_a_queue_without_a_worker_fails_the_probe(client, worker, settings):
     assert status == 503
     assert body["failing"] == ["workers"]
     workers = body["checks"]["workers"]
-    assert workers["queues"] == {"inference": 1, "datasets": 1, "training": 1, "reports": 0}
+    assert workers["queues"] == {
+        "inference": 1,
+        "datasets": 1,
+        "batch": 1,
+        "training": 1,
+        "reports": 0,
+    }
     assert workers["error"] == "no worker for reports"
 
 

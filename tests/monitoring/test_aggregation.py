@@ -212,3 +212,18 @@ def test_minute_buckets_past_their_retention_are_dropped_and_hours_kept(partial,
 def test_the_backfill_command_refuses_bad_times(args):
     with pytest.raises(CommandError):
         call_command("aggregate_monitoring", *args)
+
+
+def test_the_job_runs_each_minute_on_the_datasets_queue(seeded):
+    from datasets.limits import datasets_queue
+    from loupe.periodic import periodic_jobs
+    from monitoring import tasks
+
+    job = {j.task.name: j for j in periodic_jobs()}["monitoring.aggregate"]
+    assert job.every_s == 60.0
+    assert job.queue == datasets_queue() != "inference"
+
+    line, _, _ = seeded
+    result = tasks.aggregate_monitoring_task.apply().get()
+    assert result["minute_buckets"] >= 1
+    assert totals(line).items == 12

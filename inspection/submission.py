@@ -32,8 +32,10 @@ def submit_inspection(
 
     Returns (inspection, created) with the inspection routed: decided by the model, sent to
     review, or given the fail-safe when the budget ran out. A retry returns the first
-    inspection and starts nothing.
+    inspection and starts nothing. `started` (time.perf_counter) is when the request arrived,
+    for the receive figure; without it, receiving is timed from here.
     """
+    started = time.perf_counter() if started is None else started
     inspection, created = services.receive_inspection(
         station=station,
         external_id=external_id,
@@ -68,6 +70,7 @@ def answering_model(inspection: Inspection) -> str:
     return ""
 
 
+@metrics.never_raises
 def _record_answer(station: Station, inspection: Inspection, *, created: bool, received_s) -> None:
     decision = getattr(inspection, "decision", None)
     final = decision is not None and decision.is_final()
@@ -80,4 +83,15 @@ def _record_answer(station: Station, inspection: Inspection, *, created: bool, r
         fail_safe_reason=inspection.fail_safe_reason,
         created=created,
         received_s=received_s,
+    )
+
+
+@metrics.never_raises
+def record_request_time(*, station: Station, inspection: Inspection, started: float) -> None:
+    """The total figure of a new item's request: from `started` (time.perf_counter) to now."""
+    metrics.record_request_seconds(
+        line=station.line.name,
+        station=station.name,
+        model_version=answering_model(inspection),
+        seconds=time.perf_counter() - started,
     )

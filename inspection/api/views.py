@@ -29,14 +29,8 @@ class InspectionListView(APIView):
         return super().dispatch(request, *args, **kwargs)
 
     def finalize_response(self, request, response, *args, **kwargs):
-        if 400 <= response.status_code < 500 and isinstance(response.data, dict):
-            station = getattr(request, "auth", None)
-            known = isinstance(station, Station)
-            metrics.record_invalid_input(
-                line=station.line.name if known else "",
-                station=station.name if known else "",
-                code=str(response.data.get("error", response.status_code)),
-            )
+        if 400 <= response.status_code < 500:
+            _count_refusal(request, response)
         return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(
@@ -86,13 +80,22 @@ class InspectionListView(APIView):
         )
         answer = InspectionAnswerSerializer(inspection).data
         if created:
-            metrics.record_request_seconds(
-                line=station.line.name,
-                station=station.name,
-                model_version=submission.answering_model(inspection),
-                seconds=time.perf_counter() - self.started,
+            submission.record_request_time(
+                station=station, inspection=inspection, started=self.started
             )
         return Response(answer, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+@metrics.never_raises
+def _count_refusal(request, response) -> None:
+    station = request.auth  # authentication ran before any refusal (None when it failed)
+    known = isinstance(station, Station)
+    code = response.data.get("error") if isinstance(response.data, dict) else None
+    metrics.record_invalid_input(
+        line=station.line.name if known else "",
+        station=station.name if known else "",
+        code=str(code or response.status_code),
+    )
 
 
 class InspectionDetailView(APIView):

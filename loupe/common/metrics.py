@@ -125,7 +125,9 @@ WORKER_HEARTBEAT = Gauge(
 current_station: ContextVar[tuple[str, str] | None] = ContextVar("current_station", default=None)
 
 
-def _guarded(record):
+def never_raises(record):
+    """Log, never raise, what goes wrong recording a figure."""
+
     def guarded(*args, **kwargs) -> None:
         try:
             record(*args, **kwargs)
@@ -137,7 +139,7 @@ def _guarded(record):
     return guarded
 
 
-@_guarded
+@never_raises
 def record_answer(
     *,
     line: str,
@@ -160,30 +162,30 @@ def record_answer(
         RECEIVE_SECONDS.labels(line, station).observe(received_s)
 
 
-@_guarded
+@never_raises
 def record_request_seconds(*, line: str, station: str, model_version: str, seconds: float) -> None:
     REQUEST_SECONDS.labels(line, station, model_version).observe(seconds)
 
 
-@_guarded
+@never_raises
 def record_invalid_input(*, line: str, station: str, code: str) -> None:
     INVALID_INPUTS.labels(line, station, code).inc()
 
 
-@_guarded
+@never_raises
 def record_overdue_fail_safe(count: int) -> None:
     if count:
         FAIL_SAFE.labels("", "", "", "overdue").inc(count)
 
 
-@_guarded
+@never_raises
 def record_queue_wait(*, line: str, station: str, sent_at: float) -> None:
     """The wait between a web process sending the task (wall clock) and a worker starting it;
     a negative wait (clocks of two machines apart) counts as none."""
     QUEUE_SECONDS.labels(line, station).observe(max(time.time() - sent_at, 0.0))
 
 
-@_guarded
+@never_raises
 def record_inference(
     *, model_version: str, seconds: float, probability, region_count: int, threshold: float = 0.5
 ) -> None:
@@ -200,7 +202,7 @@ def record_inference(
         EMPTY_OUTPUTS.labels(line, station, model_version).inc()
 
 
-@_guarded
+@never_raises
 def record_task(*, queue: str, task: str, seconds: float, state: str) -> None:
     WORKER_BUSY.labels(queue, task).inc(seconds)
     WORKER_TASKS.labels(queue, task, state).inc()
@@ -217,7 +219,7 @@ def process_memory_bytes(pid: str = "self") -> int:
         return 0
 
 
-@_guarded
+@never_raises
 def record_worker_alive(*, queue: str) -> None:
     """What a pool process says every few seconds: alive, and how much memory it holds."""
     memory = process_memory_bytes()

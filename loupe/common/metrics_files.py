@@ -12,6 +12,7 @@ processes still write. /metrics merges every folder (loupe.metrics_view).
 """
 
 import os
+import sys
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def configure_default() -> Path:
     if not chosen or Path(chosen).parent != root:
         use_folder("other", root=root)
     else:
-        Path(chosen).mkdir(parents=True, exist_ok=True)
+        use_folder(Path(chosen).name, root=root)
     return root
 
 
@@ -41,10 +42,17 @@ def use_folder(name: str, *, root: Path | None = None, empty: bool = False) -> P
     """Write this process's (and its future children's) figures under root/name; with
     `empty`, remove what a previous run of the same service left there first."""
     folder = (root or metrics_root()) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    if empty:
-        for stale in folder.glob("*.db"):
-            stale.unlink(missing_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if empty:
+            for stale in folder.glob("*.db"):
+                stale.unlink(missing_ok=True)
+    except OSError as exc:
+        # figures are not worth a process that does not start: this one keeps its own in
+        # memory, and /metrics will not see them
+        os.environ.pop(ENV, None)
+        sys.stderr.write(f"loupe: metrics folder {folder} unusable ({exc}); not shared\n")
+        return folder
     os.environ[ENV] = str(folder)
     return folder
 

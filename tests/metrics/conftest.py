@@ -12,9 +12,14 @@ class Scrape:
 
     @property
     def names(self) -> set[str]:
-        """Family names and sample names (x_total, x_bucket, x_sum, x_count...)."""
-        names = {family.name for family in self.families}
-        names.update(sample.name for family in self.families for sample in family.samples)
+        """Family names and the series names their type declares (x_total of a counter;
+        x_bucket, x_sum, x_count of a histogram), whether or not a sample came yet."""
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+        names = set()
+        for family in self.families:
+            names.add(family.name)
+            names.update(family.name + suffix for suffix in suffixes.get(family.type, ()))
+            names.update(sample.name for sample in family.samples)
         return names
 
     def samples(self, name: str, **labels) -> list:

@@ -122,7 +122,8 @@ def test_tls_settings_come_from_the_environment(tmp_path, env, expected):
     shown = manage("shell", "-c", SHOW, env=env, tmp_path=tmp_path)
     assert shown.returncode == 0, shown.stderr[-3000:]
     settings = json.loads(shown.stdout.strip().splitlines()[-1])
-    assert settings["exempt"] == [r"^health/$"]
+    # a load balancer probes /health/, a Prometheus on the machine scrapes /metrics, over http
+    assert settings["exempt"] == [r"^health/$", r"^metrics$"]
     assert {key: settings[key] for key in expected} == expected
 
 

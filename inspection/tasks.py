@@ -36,13 +36,13 @@ def prediction_task_id(inspection_id: int) -> str:
     max_retries=5,
     **time_limits("inference"),
 )
-def predict_task(
-    inspection_id: int, sent_at: float | None = None, line: str = "", station: str = ""
-) -> None:
-    """`sent_at`, `line` and `station` label the figures (loupe.common.metrics); a message
-    sent without them (an older web process, a test) is predicted all the same."""
-    if sent_at is not None:
-        metrics.record_queue_wait(line=line, station=station, sent_at=sent_at)
+def predict_task(inspection_id: int) -> None:
+    # the sender's headers label the figures (loupe.common.metrics); headers, not arguments,
+    # so a worker of the previous release takes the message as before during an upgrade
+    sent = predict_task.request.headers or {}
+    line, station = sent.get("loupe_line", ""), sent.get("loupe_station", "")
+    if sent.get("loupe_sent_at") is not None:
+        metrics.record_queue_wait(line=line, station=station, sent_at=sent["loupe_sent_at"])
     labels = metrics.current_station.set((line, station))
     try:
         services.predict_and_route(inspection_id=inspection_id)
@@ -64,8 +64,8 @@ def enqueue_prediction(inspection_id: int, *, line: str = "", station: str = "")
     try:
         predict_task.apply_async(
             (inspection_id,),
-            {"sent_at": time.time(), "line": line, "station": station},
             task_id=prediction_task_id(inspection_id),
+            headers={"loupe_sent_at": time.time(), "loupe_line": line, "loupe_station": station},
         )
     except Exception:
         logger.exception("inspection %s: could not enqueue prediction", inspection_id)

@@ -45,6 +45,11 @@ TRAILING = timedelta(minutes=5)
 MINUTE_RETENTION = timedelta(days=3)
 # a long backfill or a catch-up after an outage works in slices of this, one transaction each
 CHUNK = timedelta(hours=6)
+# Routing, the model's answer and the review item come within the latency budget of an item's
+# arrival, or from route_overdue_inspections a minute or two later; an item's routed figures are
+# looked up among the items received up to this long before the window, through the index on
+# received_at, which keeps every run's reads to a few minutes of the tables.
+ROUTE_LATE = timedelta(hours=1)
 CURSOR = "buckets"
 
 COUNTS = (
@@ -177,7 +182,9 @@ def _minute_figures(start: datetime, end: datetime) -> dict[tuple[int, datetime]
         item.tally("station_items", station_id, n)
 
     routed = (
-        Inspection.objects.filter(routed_at__gte=start, routed_at__lt=end)
+        Inspection.objects.filter(
+            received_at__gte=start - ROUTE_LATE, routed_at__gte=start, routed_at__lt=end
+        )
         .exclude(_live())
         .values_list("line_id", "routed_at", "received_at", "fail_safe_reason")
     )
@@ -191,7 +198,10 @@ def _minute_figures(start: datetime, end: datetime) -> dict[tuple[int, datetime]
 
     predictions = (
         Prediction.objects.filter(
-            role=PredictionRole.PRIMARY, created_at__gte=start, created_at__lt=end
+            role=PredictionRole.PRIMARY,
+            inspection__received_at__gte=start - ROUTE_LATE,
+            created_at__gte=start,
+            created_at__lt=end,
         )
         .exclude(_live("inspection__"))
         .values_list("inspection__line_id", "created_at", "latency_ms")
@@ -202,7 +212,8 @@ def _minute_figures(start: datetime, end: datetime) -> dict[tuple[int, datetime]
         item.tally("model_latency", histograms.bin_of(latency_ms))
 
     decided = (
-        Decision.objects.filter(decided_at__gte=start, decided_at__lt=end)
+        # final_at (indexed) is never before decided_at: the index finds the window's rows
+        Decision.objects.filter(final_at__gte=start, decided_at__gte=start, decided_at__lt=end)
         .exclude(_live("inspection__"))
         .annotate(minute=Trunc("decided_at", "minute"))
         .values_list("inspection__line_id", "minute", "outcome", "decided_by")
@@ -272,7 +283,11 @@ def _add_backlog(figures, start, end, review_closed) -> None:
     )
     opened: dict[tuple[int, datetime], int] = dict(
         (((line_id, minute), n))
-        for line_id, minute, n in review_items.filter(created_at__gte=start, created_at__lt=end)
+        for line_id, minute, n in review_items.filter(
+            inspection__received_at__gte=start - ROUTE_LATE,
+            created_at__gte=start,
+            created_at__lt=end,
+        )
         .annotate(minute=Trunc("created_at", "minute"))
         .values_list("inspection__line_id", "minute")
         .annotate(n=Count("pk"))

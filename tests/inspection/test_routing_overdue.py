@@ -62,37 +62,32 @@ def test_the_periodic_jobs_route_the_overdue_in_process_and_on_beat(make_line):
     """Embedded, a thread runs loupe.periodic's jobs in process; in production Celery beat
     sends the same list. Either way a lost item gets its fail-safe without a cron entry."""
     from loupe.celery import app
+    from loupe.periodic import periodic_jobs
     from loupe.startup import run_due_jobs
 
     line = make_line(name="press", level="full", fail_safe_action="reject")
     station, _ = services.create_station(line=line, name="cam")
     lost = stored_but_never_sent(station, "LOST", age_s=120)
+    jobs = periodic_jobs()
+    names = [job.task.name for job in jobs]
+    assert names[0] == "inspection.route_overdue"
     last_run: dict = {}
-    ran = run_due_jobs(last_run, now=1000.0)
-    assert ran == [
-        "inspection.route_overdue",
-        "labeling.label_final_decisions",
-        "datasets.clean_up_orphans",
-        "datasets.remove_expired_exports",
-        "ml.clean_up_runs",
-    ]
+    assert run_due_jobs(last_run, now=1000.0) == names  # every job runs once at start
     lost.refresh_from_db()
     assert (lost.status, lost.decision.outcome) == (InspectionStatus.DECIDED, "reject")
     assert run_due_jobs(last_run, now=1030.0) == []  # not due again yet
-    assert run_due_jobs(last_run, now=1060.0) == [
-        "inspection.route_overdue",
-        "labeling.label_final_decisions",
-    ]
+    every_minute = [job.task.name for job in jobs if job.every_s <= 60]
+    assert "inspection.route_overdue" in every_minute
+    assert run_due_jobs(last_run, now=1060.0) == every_minute
 
+    # beat sends the same list, each job on its queue: never a slow one where stations wait
     app.finalize(auto=True)
     beat = {
         name: (entry["schedule"], entry.get("options"))
         for name, entry in app.conf.beat_schedule.items()
     }
     assert beat == {
-        "inspection.route_overdue": (60.0, {}),
-        "labeling.label_final_decisions": (60.0, {}),
-        "datasets.clean_up_orphans": (600.0, {"queue": "datasets"}),
-        "datasets.remove_expired_exports": (3600.0, {"queue": "datasets"}),
-        "ml.clean_up_runs": (600.0, {}),
+        job.task.name: (job.every_s, {"queue": job.queue} if job.queue else {}) for job in jobs
     }
+    assert beat["inspection.route_overdue"] == (60.0, {})
+    assert beat["datasets.clean_up_orphans"] == (600.0, {"queue": "datasets"})

@@ -58,3 +58,73 @@ def _drop_dead_database_connections(sender=None, **kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+# Metrics (loupe.common.metrics): each worker writes its figures into its own folder, emptied
+# when it starts; its pool processes report busy time per task and, every few seconds, that
+# they are alive and their memory. Eager tasks run inside a web process: not a worker's work.
+_task_started: dict[str, float] = {}
+HEARTBEAT_S = 5.0
+
+
+def _queue_label() -> str:
+    from django.conf import settings
+
+    return ",".join(sorted(_queues)) or settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+@signals.celeryd_init.connect
+def _own_metrics_folder(sender=None, **kwargs):
+    # in the main process, before the pool forks: the children inherit the folder
+    from loupe.common import metrics_files
+
+    metrics_files.use_folder(f"worker-{metrics_files.folder_name(str(sender))}", empty=True)
+
+
+@signals.worker_process_init.connect
+def _report_alive(**kwargs):
+    import threading
+    import time
+
+    from loupe.common import metrics
+
+    queue = _queue_label()
+
+    def beat() -> None:
+        while True:
+            metrics.record_worker_alive(queue=queue)
+            time.sleep(HEARTBEAT_S)
+
+    threading.Thread(target=beat, name="loupe-metrics-heartbeat", daemon=True).start()
+
+
+@signals.worker_process_shutdown.connect
+def _forget_live_gauges(pid=None, **kwargs):
+    from loupe.common import metrics
+
+    metrics.mark_process_dead(pid or os.getpid())
+
+
+@signals.task_prerun.connect
+def _start_busy_clock(task_id=None, task=None, **kwargs):
+    if task is not None and not getattr(task.request, "is_eager", False):
+        import time
+
+        _task_started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _count_busy_time(task_id=None, task=None, state=None, **kwargs):
+    started = _task_started.pop(task_id, None)
+    if started is None or task is None:
+        return
+    import time
+
+    from loupe.common import metrics
+
+    metrics.record_task(
+        queue=_queue_label(),
+        task=task.name,
+        seconds=time.perf_counter() - started,
+        state=str(state or "unknown").lower(),
+    )

@@ -19,14 +19,23 @@ def periodic_jobs() -> list[PeriodicJob]:
     from inspection import tasks as inspection_tasks
     from labeling import tasks as labeling_tasks
     from ml import tasks as ml_tasks
+    from monitoring import tasks as monitoring_tasks
 
     return [
         # items a dead process left unrouted get their fail-safe within a minute or so
         PeriodicJob(60.0, inspection_tasks.route_overdue_task),
         # final review decisions become labels (labeling.review_labels): cheap, one query
         PeriodicJob(60.0, labeling_tasks.label_final_decisions_task),
+        # the labeling queue: flagged items (escapes, disagreements, box-less labels) every
+        # minute, active learning's picks every 15; the queries over a line's history and the
+        # scoring run on the datasets queue, never where stations wait
+        PeriodicJob(60.0, labeling_tasks.sync_queue_sources_task, limits.datasets_queue()),
+        PeriodicJob(900.0, labeling_tasks.refresh_labeling_queues_task, limits.datasets_queue()),
         PeriodicJob(600.0, dataset_tasks.clean_up_orphans_task, limits.datasets_queue()),
         PeriodicJob(3600.0, dataset_tasks.remove_expired_exports_task, limits.datasets_queue()),
         # cheap (a folder listing), so on the default queue: a training worker may be busy
         PeriodicJob(600.0, ml_tasks.clean_up_runs_task),
+        # the monitoring page's buckets: the last minutes recomputed from the inspection tables,
+        # on the datasets queue, never where stations wait
+        PeriodicJob(60.0, monitoring_tasks.aggregate_monitoring_task, limits.datasets_queue()),
     ]

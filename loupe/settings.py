@@ -6,12 +6,14 @@ SECRET_KEY is generated once into var/secret_key. DEBUG is off unless DEBUG=1. W
 or broker set (a production install), SECRET_KEY and ALLOWED_HOSTS must be set too.
 """
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
+from loupe.common import metrics_files
 from loupe.env import (
     ImproperlyConfiguredEnv,
     env_bool,
@@ -27,6 +29,9 @@ EMBEDDED = not os.environ.get("DATABASE_URL") and not os.environ.get("CELERY_BRO
 if EMBEDDED:
     # a fresh clone has no var/: the SQLite file, media and models live there
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Prometheus figures of every process, one folder per service (loupe.common.metrics_files);
+# set here, before anything imports prometheus_client, which picks its mode on import
+LOUPE_METRICS_DIR = metrics_files.configure_default()
 
 # the value .env.example shows: copying the example must not give a known key
 PLACEHOLDER_SECRET_KEY = "change-me-to-a-long-random-string"
@@ -76,6 +81,7 @@ INSTALLED_APPS = [
     "labeling",
     "datasets",
     "demo",
+    "monitoring",
     "accounts",  # last: its post_migrate hook needs every other app's permissions
 ]
 
@@ -190,9 +196,10 @@ CSRF_COOKIE_HTTPONLY = False  # the review and labeling pages read it to send JS
 # queue; a decision can be undone by its inspector for this long.
 LOUPE_REVIEW_CLAIM_S = env_int("LOUPE_REVIEW_CLAIM_S", 180, minimum=10)
 LOUPE_UNDO_WINDOW_S = env_int("LOUPE_UNDO_WINDOW_S", 10, minimum=1)
-# Raising a line above assist needs at least this many items of the line's active model that
-# a human also decided (shadow, assist, partial's unsure items, full's audit sample); a
-# supervisor can override with a written reason. `manage.py set_level` is the operator's way
+# Raising a line above assist needs at least this many unbiased items of the line's active
+# model: decided by a human who did not see it (shadow, audits, blind samples), beside the
+# line's agreement and miss-rate bounds (inspection/evidence.py); a supervisor can override
+# with a written reason. `manage.py set_level` is the operator's way
 # around it and is logged like any change.
 LOUPE_MIN_AGREEMENT_ITEMS = env_int("LOUPE_MIN_AGREEMENT_ITEMS", 200, minimum=0)
 
@@ -205,6 +212,10 @@ LOUPE_IMPORT_MAX_JSON_BYTES = env_int("LOUPE_IMPORT_MAX_JSON_BYTES", 100 * 1024 
 LOUPE_EXPORT_KEEP_DAYS = env_int("LOUPE_EXPORT_KEEP_DAYS", 7, minimum=1)
 # Exports and imports run on their own queue, so a long export never delays an inspection
 LOUPE_DATASETS_QUEUE = env_str("LOUPE_DATASETS_QUEUE", "datasets")
+# Batch predictions run on theirs, served by their own worker, which steps back to the idle
+# scheduling class and LOUPE_BATCH_NICE (0: stays as it is) so a batch never delays a station
+LOUPE_BATCH_QUEUE = env_str("LOUPE_BATCH_QUEUE", "batch")
+LOUPE_BATCH_NICE = env_int("LOUPE_BATCH_NICE", 19, minimum=0)
 LOUPE_MODEL_DIR = Path(env_str("LOUPE_MODEL_DIR", str(VAR_DIR / "models")))
 WHITENOISE_USE_FINDERS = True
 
@@ -222,8 +233,9 @@ if env_bool("LOUPE_TRUST_X_FORWARDED_PROTO", False):
     # otherwise any client could claim https
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", TLS_BY_DEFAULT)
-# a load balancer may probe the health endpoint over plain http, inside the plant network
-SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+# a load balancer may probe the health endpoint, and Prometheus scrape /metrics, over plain
+# http inside the plant network
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if TLS_BY_DEFAULT else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", TLS_BY_DEFAULT)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -262,6 +274,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExportFormatEnum": "datasets.models.ExportFormat",
         "ImportFormatEnum": "datasets.models.ImportFormat",
+        # the review API's choices, named once for every operation that shows them
+        "AutomationLevelEnum": "inspection.models.AutomationLevel",
+        "OutcomeEnum": "inspection.models.Outcome",
+        "ReviewStateEnum": "inspection.models.ReviewState",
+        "ExportImportStateEnum": "datasets.models.ExportImportState",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -328,6 +345,21 @@ for _kind, _soft, _margin in (
 # that must have a worker (empty: inference, the datasets queue and training)
 LOUPE_HEALTH_MIN_FREE_MB = env_int("LOUPE_HEALTH_MIN_FREE_MB", 1024, minimum=0)
 LOUPE_HEALTH_QUEUES = env_list("LOUPE_HEALTH_QUEUES", [])
+
+# /metrics (loupe.metrics_view), for Prometheus: a scraper sends LOUPE_METRICS_TOKEN as a
+# Bearer token, or comes from an address in LOUPE_METRICS_ALLOW (CIDR list); empty token:
+# the address alone decides. Figures read from the database cover the last
+# LOUPE_METRICS_WINDOW_S seconds.
+LOUPE_METRICS_TOKEN = env_str("LOUPE_METRICS_TOKEN", "")
+LOUPE_METRICS_ALLOW = []
+for _network in env_list("LOUPE_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"]):
+    try:
+        LOUPE_METRICS_ALLOW.append(ipaddress.ip_network(_network, strict=False))
+    except ValueError:
+        raise ImproperlyConfiguredEnv(
+            f"LOUPE_METRICS_ALLOW entries must be addresses or CIDR networks, got {_network!r}"
+        ) from None
+LOUPE_METRICS_WINDOW_S = env_int("LOUPE_METRICS_WINDOW_S", 3600, minimum=60)
 
 LOGGING = {
     "version": 1,

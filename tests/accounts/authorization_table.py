@@ -51,12 +51,18 @@ OWN_FOR_ROLES = (LOGIN, LOGIN, OWN, OWN, OWN, 200)
 REVIEWERS = (LOGIN, LOGIN, 200, 200, 403, 200)
 REVIEWERS_OWN = (LOGIN, LOGIN, OWN, OWN, 403, 200)
 LINE_CONTROL = (LOGIN, LOGIN, 403, Sides(BACK, 404), 403, BACK)
+# line control whose form comes back with its errors (an escape report on an item the model did
+# not accept): the page again, on the own line only
+LINE_CONTROL_FORM = (LOGIN, LOGIN, 403, OWN, 403, 200)
 # PRODUCT.md: the data team starts retraining too; promotion and rollback stay line control
 RETRAINING = (LOGIN, LOGIN, 403, Sides(BACK, 404), Sides(BACK, 404), BACK)
 DATASETS = (LOGIN, LOGIN, 403, 200, 200, 200)
 DATASETS_OWN = (LOGIN, LOGIN, 403, OWN, OWN, 200)
 API_DATASETS = (401, 401, 403, 200, 200, 200)
 API_DATASETS_OWN = (401, 401, 403, OWN, OWN, 200)
+# the review API: a user's token (never a station's), reviewers only, items of their lines
+API_REVIEWERS = (401, 401, 200, 200, 403, 200)
+API_REVIEWERS_OWN = (401, 401, OWN, OWN, 403, 200)
 
 # route (as Django's resolver spells it) -> {method: (one expectation per actor of ACTORS)}
 TABLE = {
@@ -66,6 +72,10 @@ TABLE = {
     "logout/": {"POST": (LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN)},
     # for a load balancer, without a login: 200, or 503 naming what is down, whoever asks
     "health/": {"GET": (AnyOf((200, 503)),) * 6},
+    # for Prometheus: by its scrape token or its address, never by a login; asked here from an
+    # address outside LOUPE_METRICS_ALLOW (authorization_world), and a station's token is not
+    # the scrape token (tests/metrics has the scrapes that are let in)
+    "metrics": {"GET": (403, 401, 403, 403, 403, 403)},
     # each user's own API tokens (another user's token is not found, an admin's included:
     # admins revoke other people's tokens in Django admin)
     "account/api-tokens/": {"GET": PAGE_FOR_ROLES, "POST": PAGE_FOR_ROLES},
@@ -83,6 +93,10 @@ TABLE = {
     "lines/": {"GET": PAGE_FOR_ROLES},
     "lines/<int:pk>/": {"GET": OWN_FOR_ROLES},
     "lines/<int:pk>/change/": {"GET": LINE_CONTROL, "POST": LINE_CONTROL},
+    "lines/<int:pk>/rules/": {"POST": LINE_CONTROL},
+    "lines/<int:pk>/escapes/": {"POST": LINE_CONTROL_FORM},
+    # the monitoring page: whoever sees the line watches its history
+    "lines/<int:pk>/monitoring/": {"GET": OWN_FOR_ROLES},
     "inspections/<int:pk>/": {"GET": OWN_FOR_ROLES},
     "inspections/<int:pk>/image": {"GET": OWN_FOR_ROLES},
     "inspections/<int:pk>/thumb": {"GET": OWN_FOR_ROLES},
@@ -94,6 +108,14 @@ TABLE = {
     },
     "inspections/<int:pk>/history/": {"GET": OWN_FOR_ROLES},
     "data/": {"GET": PAGE_FOR_ROLES},
+    # the labeling queue: every role labels; an entry is named by its inspection. Refreshing
+    # runs the line's model over its recent items: whoever may start retraining may start it
+    "labeling/": {"GET": PAGE_FOR_ROLES},
+    "labeling/claim": {"POST": PAGE_FOR_ROLES},
+    "inspections/<int:pk>/queue/keep": {"POST": OWN_FOR_ROLES},
+    "inspections/<int:pk>/queue/release": {"POST": OWN_FOR_ROLES},
+    "inspections/<int:pk>/queue/skip": {"POST": OWN_FOR_ROLES},
+    "lines/<int:pk>/labeling/refresh/": {"POST": RETRAINING},
     # datasets: the data team, supervisors and admins; never inspectors. Freezing or importing
     # from another line is refused as a bad choice in the form (400), like an unknown line.
     "datasets/": {"GET": DATASETS},
@@ -111,6 +133,16 @@ TABLE = {
     },
     "datasets/imports/<int:pk>/": {"GET": DATASETS_OWN},
     "datasets/imports/<int:pk>/status/": {"GET": DATASETS_OWN},
+    # batch predictions: whoever imports datasets; a batch of another line is not found
+    "datasets/batches/": {
+        "GET": DATASETS,
+        "POST": (LOGIN, LOGIN, 403, Sides(BACK, 400), Sides(BACK, 400), BACK),
+    },
+    "datasets/batches/<int:pk>/": {"GET": DATASETS_OWN},
+    "datasets/batches/<int:pk>/status/": {"GET": DATASETS_OWN},
+    "datasets/batches/<int:pk>/results.csv": {"GET": DATASETS_OWN},
+    "datasets/batches/<int:pk>/results.json": {"GET": DATASETS_OWN},
+    "datasets/batches/<int:pk>/labeling/": {"POST": DATASETS_OWN},
     # the model registry: every role reads its lines' models; supervisors and admins act
     "models/": {"GET": OWN_FOR_ROLES},  # ?line=<pk>
     "models/<int:pk>/": {"GET": OWN_FOR_ROLES},
@@ -122,6 +154,8 @@ TABLE = {
     "models/runs/<int:pk>/": {"GET": OWN_FOR_ROLES},
     "models/runs/<int:pk>/status.json": {"GET": OWN_FOR_ROLES},
     "models/runs/<int:pk>/retry/": {"POST": RETRAINING},
+    # a measurement on synthetic lines: no line's data, so every role sees every one
+    "models/queue-measurements/<int:pk>/": {"GET": PAGE_FOR_ROLES},
     # the station API: a station token and nothing else; a station sees its own inspections
     "api/v1/inspections/": {"POST": (401, 201, 401, 401, 401, 401)},
     "api/v1/inspections/<int:pk>/": {"GET": (401, OWN, 401, 401, 401, 401)},
@@ -143,6 +177,13 @@ TABLE = {
         "POST": (401, 401, 403, Sides(202, 404), Sides(202, 404), 202),
     },
     "api/v1/datasets/imports/<int:pk>/": {"GET": API_DATASETS_OWN},
+    # the review API for line-side terminals: the review queue's rules, by API token
+    "api/v1/review/next": {"POST": API_REVIEWERS},
+    "api/v1/review/items/<int:pk>/image": {"GET": API_REVIEWERS_OWN},
+    "api/v1/review/items/<int:pk>/decide": {"POST": API_REVIEWERS_OWN},
+    "api/v1/review/items/<int:pk>/undo": {"POST": API_REVIEWERS_OWN},
+    "api/v1/review/items/<int:pk>/keep": {"POST": API_REVIEWERS_OWN},
+    "api/v1/review/items/<int:pk>/release": {"POST": API_REVIEWERS_OWN},
     # the API's schema for anyone who may use an API (a station too); its page for people
     "api/schema/": {"GET": (401, 200, 200, 200, 200, 200)},
     "api/docs/": {"GET": PAGE_FOR_ROLES},

@@ -42,11 +42,13 @@ class LineObjects:
     candidate: object
     run: object
     objects: dict = field(default_factory=dict)  # by admin model, for admin's object pages
+    batch: object = None  # a finished batch prediction
+    queue_measurement: object = None  # of no line: both lines get one, both are seen
 
 
 def _labeled_line(name: str, author) -> LineObjects:
     from datasets import services as dataset_services
-    from datasets.models import DatasetExport, DatasetImport
+    from datasets.models import BatchPrediction, DatasetExport, DatasetImport
     from inspection import services as inspection_services
     from labeling import services as labeling_services
     from ml import services as ml_services
@@ -106,7 +108,15 @@ def _labeled_line(name: str, author) -> LineObjects:
         "ml/pipelinerun": run,
         "ml/retrainingpolicy": policy,
     }
+    batch = BatchPrediction.objects.create(
+        line=line, model_version=active, state="done", source_name="old-shots.zip"
+    )
+    from ml.models import QueueMeasurement
+
+    queue_measurement = QueueMeasurement.objects.create(params={}, result={})
     return LineObjects(
+        queue_measurement=queue_measurement,
+        batch=batch,
         line=line,
         station=station,
         token=token,
@@ -191,6 +201,7 @@ def _axes_rows() -> dict:
 # which object of a line fills a route's parameter (the longest matching prefix wins)
 OBJECT_OF_ROUTE = {
     "review/items/<int:pk>/": "review_item",
+    "api/v1/review/items/<int:pk>/": "review_item",
     "lines/<int:pk>/": "line",
     "inspections/<int:pk>/": "inspection",
     "api/v1/inspections/<int:pk>/": "inspection",
@@ -199,10 +210,12 @@ OBJECT_OF_ROUTE = {
     "datasets/exports/<int:pk>/": "export",
     "api/v1/datasets/exports/<int:pk>/": "export",
     "datasets/imports/<int:pk>/": "dataset_import",
+    "datasets/batches/<int:pk>/": "batch",
     "api/v1/datasets/imports/<int:pk>/": "dataset_import",
     "models/<int:pk>/": "candidate",
     "models/lines/<int:line_pk>/": "line",
     "models/runs/<int:pk>/": "run",
+    "models/queue-measurements/<int:pk>/": "queue_measurement",
 }
 
 
@@ -236,6 +249,12 @@ BODIES = {
     ("POST", "review/claim"): lambda o: _json({}),
     ("POST", "review/items/<int:pk>/decide"): lambda o: _json({"decision": "accept"}),
     ("POST", "lines/<int:pk>/change/"): _line_change,
+    ("POST", "lines/<int:pk>/rules/"): lambda o: {
+        "data": {"audit_pct": 2, "agreement_target_pct": 95, "escape_limit_pct": 25}
+    },
+    ("POST", "lines/<int:pk>/escapes/"): lambda o: {
+        "data": {"serial": o.review_item.inspection.external_id, "note": "customer return"}
+    },
     ("POST", "inspections/<int:pk>/annotations/"): lambda o: _json(
         {"image_label": "ok", "boxes": [], "note": "table"}
     ),
@@ -244,6 +263,13 @@ BODIES = {
     ("POST", "datasets/import/"): lambda o: {
         "data": {"line": o.line.pk, "format": "coco", "archive": _archive()}
     },
+    ("POST", "datasets/batches/"): lambda o: {
+        "data": {
+            "line": o.line.pk,
+            "archive": SimpleUploadedFile("shots.zip", _zip({"a.png": image_bytes()})),
+        }
+    },
+    ("POST", "datasets/batches/<int:pk>/labeling/"): lambda o: _json({"which": "all"}),
     ("GET", "models/"): lambda o: {"data": {"line": o.line.pk}},
     ("POST", "models/<int:pk>/promote/"): lambda o: {
         "data": {"expected_active": o.active_model.pk}
@@ -275,6 +301,7 @@ LINE_IN_BODY = {
     ("GET", "models/"),
     ("POST", "datasets/freeze/"),
     ("POST", "datasets/import/"),
+    ("POST", "datasets/batches/"),
     ("POST", "api/v1/datasets/"),
     ("POST", "api/v1/datasets/imports/"),
 }
@@ -287,9 +314,21 @@ def _undo_needs_a_decision(o: LineObjects, user) -> None:
 
 
 # done inside the request's savepoint, as the actor, before the request
-PREPARE = {("POST", "review/items/<int:pk>/undo"): _undo_needs_a_decision}
+PREPARE = {
+    ("POST", "review/items/<int:pk>/undo"): _undo_needs_a_decision,
+    ("POST", "api/v1/review/items/<int:pk>/undo"): _undo_needs_a_decision,
+}
 for _action in ("undo", "keep", "release"):
     BODIES["POST", f"review/items/<int:pk>/{_action}"] = lambda o: _json({})
+    BODIES["POST", f"api/v1/review/items/<int:pk>/{_action}"] = lambda o: _json({})
+# the labeling queue's calls, as its script sends them
+BODIES["POST", "labeling/claim"] = lambda o: _json({})
+for _action in ("keep", "release", "skip"):
+    BODIES["POST", f"inspections/<int:pk>/queue/{_action}"] = lambda o: _json({})
+BODIES["POST", "api/v1/review/next"] = lambda o: _json({})
+# /metrics asked from an address not in LOUPE_METRICS_ALLOW: users on the plant network
+BODIES["GET", "metrics"] = lambda o: {"REMOTE_ADDR": "192.0.2.10"}
+BODIES["POST", "api/v1/review/items/<int:pk>/decide"] = lambda o: _json({"decision": "accept"})
 
 ADMIN_LINE_OBJECTS = re.compile(r"admin/(\w+/\w+)/<path:object_id>/")
 

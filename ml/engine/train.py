@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from .artifact import save_artifact
 from .dataset import LabeledImage, load_coco_folder
+from .drift import image_schema, seen_schema
 from .generator import DEFECT_CLASSES
 from .inference import DefectModel, Preprocessing
 from .metrics import box_hit_rate, evaluate
@@ -207,6 +208,8 @@ def fit(
         "map_pos_weight": MAP_POS_WEIGHT,
         "output_stride": OUTPUT_STRIDE,
         "images_without_map_target": unmapped,
+        # what serving flags as schema skew (ml.engine.drift): sizes, modes, channels trained on
+        "input_schema": _input_schema(samples, init),
     }
     log(f"trained in {time.perf_counter() - started:.1f}s, pixel threshold {pixel_threshold}")
     return DefectModel(
@@ -218,6 +221,16 @@ def fit(
         device=device,
         pixel_threshold=pixel_threshold,
     )
+
+
+def _input_schema(samples: Sequence[LabeledImage], init: DefectModel | None) -> dict:
+    schemas = []
+    for sample in samples:
+        with Image.open(sample.path) as image:  # the header only: no decode
+            schemas.append(image_schema(image))
+    # a warm start has seen its parent's inputs too
+    parent = init.hyperparameters.get("input_schema") if init is not None else None
+    return seen_schema(schemas, also=parent)
 
 
 def save_model(model: DefectModel, path: Path, *, metrics: dict) -> str:

@@ -239,3 +239,19 @@ class PipelineStep(models.Model):
 
         end = self.finished_at or timezone.now()
         return (end - self.started_at).total_seconds()
+
+
+class QueueMeasurement(models.Model):
+    """One run of `manage.py measure_labeling_queue`: how many labeled items each order of the
+    same pool (the labeling queue's, random, arrival) needs before a retrained model finds a
+    new defect type. On synthetic lines, so it belongs to no line."""
+
+    params = models.JSONField(default=dict, help_text="Settings and the queue's strategy.")
+    result = models.JSONField(default=dict, help_text="What the command printed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"queue measurement {self.pk} of {self.created_at:%Y-%m-%d %H:%M}"

@@ -14,4 +14,9 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_page, name="run"),
     path("runs/<int:pk>/status.json", views.run_status_json, name="run-status"),
     path("runs/<int:pk>/retry/", views.retry_run, name="retry-run"),
+    path(
+        "queue-measurements/<int:pk>/",
+        views.queue_measurement_page,
+        name="queue-measurement",
+    ),
 ]

@@ -21,7 +21,13 @@ from loupe.common.errors import LoupeError
 from loupe.common.json_views import json_endpoint
 from loupe.common.permissions import CAN_CONTROL_LINES, CAN_START_RETRAINING, CAN_VIEW_LINES
 from ml import pipeline, services
-from ml.models import ModelStatus, ModelVersion, PipelineRunState, RetrainingPolicy
+from ml.models import (
+    ModelStatus,
+    ModelVersion,
+    PipelineRunState,
+    QueueMeasurement,
+    RetrainingPolicy,
+)
 from ml.selectors import visible_runs, visible_versions
 
 COLUMNS = 8  # versions side by side; older ones are a click away
@@ -116,6 +122,7 @@ def registry_page(request):
             "can_control": can_control,
             "can_start_runs": request.user.has_perm(CAN_START_RETRAINING),
             "unassigned": visible_versions(request.user).filter(line__isnull=True)[:COLUMNS],
+            "queue_measurements": QueueMeasurement.objects.all()[:5],
         },
     )
 
@@ -317,3 +324,66 @@ def run_page(request, pk):
 def run_status_json(request, pk):
     run = get_object_or_404(visible_runs(request.user), pk=pk)
     return run_status(run)
+
+
+ORDER_NAMES = {
+    "queue": "Labeling queue",
+    "random": "Random order",
+    "arrival": "Arrival order",
+}
+
+
+def queue_measurement_view(result: dict) -> dict:
+    """A stored measurement as the page shows it: one row per order, one per step."""
+    orders = result.get("orders", {})
+    steps = sorted({p["labeled"] for o in orders.values() for p in o.get("curve", [])})
+
+    def at(order: dict, b: int) -> dict:
+        return next((p for p in order.get("curve", []) if p["labeled"] == b), {})
+
+    return {
+        "orders": [
+            {"key": key, "name": ORDER_NAMES.get(key, key), **order}
+            for key, order in orders.items()
+        ],
+        "steps": [
+            {"labeled": b, "points": [at(order, b) for order in orders.values()]} for b in steps
+        ],
+        "chart": {
+            "target_recall": result.get("target_recall"),
+            "series": [
+                {
+                    "key": key,
+                    "name": ORDER_NAMES.get(key, key),
+                    "points": [
+                        {
+                            "labeled": p["labeled"],
+                            "recall": p["new_type_recall"],
+                            "new_type_labeled": p["new_type_labeled"],
+                        }
+                        for p in order.get("curve", [])
+                    ],
+                }
+                for key, order in orders.items()
+            ],
+        },
+    }
+
+
+@require_GET
+@permission_required(CAN_VIEW_LINES, raise_exception=True)
+def queue_measurement_page(request, pk):
+    # synthetic lines only, so no line's data: everyone who sees models sees these
+    measurement = get_object_or_404(QueueMeasurement, pk=pk)
+    result = measurement.result or {}
+    return render(
+        request,
+        "ml/queue_measurement.html",
+        {
+            "measurement": measurement,
+            "result": result,
+            "view": queue_measurement_view(result),
+            "strategy": result.get("strategy", {}),
+            "settings": result.get("settings", {}),
+        },
+    )

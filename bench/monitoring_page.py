@@ -238,9 +238,10 @@ def seed_minute(line, stations, items: int) -> dict:
     probabilities: dict[str, float] = {}
 
     def stand_in(model_version, path):
-        return ModelOutput(probabilities[path.name], ()), rng.uniform(15, 40)
+        return ModelOutput(probabilities[path.name], ()), rng.uniform(15, 40), {}
 
-    real, inference.predict_image = inference.predict_image, None
+    real = inference.predict_image_with_statistics
+    inference.predict_image_with_statistics = None
     began = time.monotonic()
     try:
         for n in range(items):
@@ -254,12 +255,12 @@ def seed_minute(line, stations, items: int) -> dict:
             draw = rng.random()
             p = 0.05 if draw < 0.85 else 0.95 if draw < 0.95 else 0.5
             probabilities[Path(inspection.image.name).name] = p
-            inference.predict_image = stand_in
+            inference.predict_image_with_statistics = stand_in
             services.predict_and_route(inspection_id=inspection.pk)
             # one image file serves many items: the stand-in reads p per item, by its file
             probabilities.pop(Path(inspection.image.name).name)
     finally:
-        inference.predict_image = real
+        inference.predict_image_with_statistics = real
     inspector = create_user(
         username="bench-ines", role="inspector", line_names=[line.name], password=PASSWORD
     )

@@ -68,14 +68,24 @@ def predict_image(model_version, path: Path):
     OSError reading the image propagates (the task retries it); a failure of the model itself
     is ModelUnavailable.
     """
+    output, latency_ms, _ = predict_image_with_statistics(model_version, path)
+    return output, latency_ms
+
+
+def predict_image_with_statistics(model_version, path: Path):
+    """predict_image plus the image's drift record (ml.engine.drift.predict_with_statistics:
+    statistics of the model's input, its projected embedding, its schema and what of it the
+    model never saw), from the same resize and pass: (ModelOutput, latency in ms, dict)."""
     from PIL import Image
+
+    from ml.engine.drift import predict_with_statistics
 
     model = loaded_model(model_version)
     started = time.perf_counter()
     with Image.open(path) as image:
         image.load()
         try:
-            output = model.predict([image])[0]
+            output, record = predict_with_statistics(model, [image])[0]
         except Exception as exc:
             raise ModelUnavailable(f"model {model_version.name} failed: {exc}") from exc
     seconds = time.perf_counter() - started
@@ -86,7 +96,7 @@ def predict_image(model_version, path: Path):
         region_count=len(output.regions),
         threshold=getattr(model, "image_threshold", 0.5),
     )
-    return output, seconds * 1000.0
+    return output, seconds * 1000.0, record
 
 
 def forget_loaded_models() -> None:

@@ -290,6 +290,13 @@ class Prediction(models.Model):
     regions = models.JSONField(default=list)
     latency_ms = models.FloatField()
     is_late = models.BooleanField(default=False, help_text="Finished after the latency budget.")
+    input_stats = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The image's drift record (ml.engine.drift): statistics of the model's input, "
+        "its projected embedding, its size, mode and channels, and what of them the model never "
+        "saw (skew). Empty where the model did not run on a station's path.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -429,7 +429,7 @@ def _forget_image_if_unused(name: str) -> None:
 
 
 def _record_prediction(
-    *, inspection: Inspection, model_version, output, latency_ms: float, is_late: bool
+    *, inspection: Inspection, model_version, output, latency_ms: float, is_late: bool, stats=None
 ) -> Prediction:
     try:
         with transaction.atomic():
@@ -441,6 +441,7 @@ def _record_prediction(
                 regions=[region.to_dict() for region in output.regions],
                 latency_ms=latency_ms,
                 is_late=is_late,
+                input_stats=stats or {},
             )
     except IntegrityError:
         # A duplicated delivery of the same task recorded it first.
@@ -473,20 +474,20 @@ def predict_and_route(*, inspection_id: int) -> None:
     ).first()
     if prediction is None:
         try:
-            output, latency_ms = inference.predict_image(
+            output, latency_ms, stats = inference.predict_image_with_statistics(
                 model_version, storage.image_path(inspection.image.name)
             )
         except inference.ModelUnavailable:
             logger.exception("inspection %s: model %s failed", inspection_id, model_version)
             decisions.apply_fail_safe(inspection=inspection, reason=FailSafeReason.MODEL_ERROR)
             return
-        is_late = timezone.now() > decisions.budget_deadline(inspection)
         prediction = _record_prediction(
             inspection=inspection,
             model_version=model_version,
             output=output,
             latency_ms=latency_ms,
-            is_late=is_late,
+            is_late=timezone.now() > decisions.budget_deadline(inspection),
+            stats=stats,
         )
     if prediction.is_late:
         decisions.apply_fail_safe(inspection=inspection, reason=FailSafeReason.BUDGET_MISSED)

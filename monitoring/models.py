@@ -82,3 +82,62 @@ class AggregationCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.until:%Y-%m-%d %H:%M:%S}"
+
+
+class DriftReference(models.Model):
+    """What a model version's training data looks like to it (ml.engine.drift.Reference: per
+    statistic and training gain, the values of a sample of its dataset version's images, their
+    projected embeddings, its probabilities, the schema it saw). Built once per version by
+    monitoring.drift, the only writer; derived, so deleting it only means building it again."""
+
+    model_version = models.OneToOneField(
+        "ml.ModelVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    dataset_version = models.ForeignKey(
+        "datasets.DatasetVersion", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    items = models.PositiveIntegerField()
+    jitter = models.FloatField(help_text="The training's brightness gain range, 1 +- jitter.")
+    data = models.JSONField()
+    build_seconds = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"reference of {self.model_version_id} ({self.items} items)"
+
+
+class DriftVerdict(models.TextChoices):
+    OK = "ok", "No drift"
+    DATA_DRIFT = "data_drift", "Data drift"
+    PREDICTION_DRIFT = "prediction_drift", "Prediction drift"
+    TOO_FEW_ITEMS = "too_few_items", "Too few items to judge"
+
+
+class DriftCheck(models.Model):
+    """One window of a station's served items (the last `items` with a drift record) tested
+    against its model's reference by monitoring.drift, the only writer. `results` is
+    ml.engine.drift.compare's output: per test its p-value before and after Holm's
+    correction, the embedding's AUC, the prediction histograms and reject rates."""
+
+    line = models.ForeignKey("inspection.Line", on_delete=models.CASCADE, related_name="+")
+    station = models.ForeignKey("inspection.Station", on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey("ml.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    reference = models.ForeignKey(DriftReference, on_delete=models.CASCADE, related_name="checks")
+    window_start = models.DateTimeField(help_text="The window's first prediction.")
+    window_end = models.DateTimeField(help_text="The window's last prediction.")
+    last_prediction_id = models.BigIntegerField()
+    items = models.PositiveIntegerField()
+    verdict = models.CharField(max_length=20, choices=DriftVerdict.choices)
+    data_drift = models.BooleanField()
+    prediction_drift = models.BooleanField()
+    results = models.JSONField()
+    policy = models.JSONField(default=dict)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["line", "station", "-checked_at"], name="drift_check_recent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id} {self.window_end:%Y-%m-%d %H:%M}: {self.verdict}"

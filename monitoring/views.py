@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from inspection.selectors import visible_lines
 from loupe.common.permissions import CAN_VIEW_LINES
-from monitoring import figures
+from monitoring import drift, figures
 
 # the keys the page's shortcuts use (static/js/monitoring.js), one per range
 SHORTCUTS = {"hour": "1", "shift": "2", "day": "3", "30d": "4"}
@@ -24,6 +24,7 @@ def line_monitoring(request, pk):
             content_type="text/plain; charset=utf-8",
         )
     line_figures = figures.line_figures(line=line, range_key=range_key)
+    drift_summary = drift.drift_summary(line)
     return render(
         request,
         "monitoring/line.html",
@@ -32,5 +33,7 @@ def line_monitoring(request, pk):
             "figures": line_figures,
             "chart_data": line_figures.chart_data(),
             "ranges": [(r, SHORTCUTS[r.key]) for r in figures.RANGES.values()],
+            "drift": drift_summary,
+            "drift_chart": drift_summary["chart"],
         },
     )

@@ -220,9 +220,11 @@ def build_reference(
     jitter: float,
     steps: int = 9,
     batch_size: int = 64,
+    schema: dict | None = None,
 ) -> Reference:
     """Run the statistics and the network over the reference images at each training gain.
-    Costs one pass per gain (`steps`): a few seconds for 500 images at 128 px on a CPU."""
+    Costs one pass per gain (`steps`): a few seconds for 500 images at 128 px on a CPU.
+    schema: what the images were before a caller shrank them (default: the images' own)."""
     if not images:
         raise ValueError("a reference needs at least one image")
     prep = model.preprocessing
@@ -247,7 +249,7 @@ def build_reference(
         statistics=values,
         embeddings=embeddings,
         probabilities=probabilities,
-        schema=seen_schema(image_schema(im) for im in images),
+        schema=schema or seen_schema(image_schema(im) for im in images),
     )
 
 

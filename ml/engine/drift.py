@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -80,12 +81,15 @@ def input_statistics(pixels: np.ndarray | torch.Tensor) -> dict[str, float]:
     return {k: float(v[0]) for k, v in batch_statistics(pixels).items()}
 
 
+@lru_cache(maxsize=8)
 def projection(embedding_size: int, size: int = EMBEDDING_SIZE) -> np.ndarray:
     """The fixed Gaussian random projection DxK of embeddings of D floats: the same for every
     model with that embedding size, so served items and the reference agree without storing
     it. Distances survive it roughly (Johnson-Lindenstrauss), which is all the tests need."""
     rng = np.random.default_rng([PROJECTION_SEED, embedding_size, size])
-    return (rng.standard_normal((embedding_size, size)) / math.sqrt(size)).astype(np.float32)
+    matrix = (rng.standard_normal((embedding_size, size)) / math.sqrt(size)).astype(np.float32)
+    matrix.flags.writeable = False  # cached and shared
+    return matrix
 
 
 def project(embeddings: np.ndarray, size: int = EMBEDDING_SIZE) -> np.ndarray:
@@ -237,11 +241,12 @@ def build_reference(
         for gi, gain in enumerate(gains):
             x = with_gain(pixels, gain)
             for name, v in batch_statistics(x).items():
-                values[name][gi].extend(float(a) for a in v)
+                values[name][gi].extend(round(float(a), 6) for a in v)
             batch = prep.normalize(torch.from_numpy(x).permute(0, 3, 1, 2))
             with torch.inference_mode():
                 logits, _, pooled = model.network.forward_with_features(batch.to(model.device))
-            embeddings[gi].extend(project(pooled.float().cpu().numpy()).tolist())
+            projected = project(pooled.float().cpu().numpy()).round(4)
+            embeddings[gi].extend(projected.tolist())
             if gain == 1.0:
                 probabilities.extend(torch.sigmoid(logits).cpu().numpy().astype(float).tolist())
     return Reference(

@@ -167,6 +167,8 @@ def check_station(
         reject_threshold=line.reject_threshold,
         policy=policy,
     )
+    # items whose size, mode or channels the model never saw (each flagged on its own too)
+    results["skewed_items"] = sum(1 for p in window if p.input_stats.get("skew"))
     return DriftCheck.objects.create(
         line=line,
         station=station,
@@ -244,6 +246,7 @@ def drift_summary(line: Line, *, limit: int = 50) -> dict:
                 "verdict": check.verdict,
                 "verdict_label": check.get_verdict_display(),
                 "items": check.items,
+                "skewed_items": check.results.get("skewed_items", 0),
                 "window_start": check.window_start,
                 "window_end": check.window_end,
                 "checked_at": check.checked_at,

@@ -148,6 +148,7 @@ def test_a_shifted_camera_is_flagged_and_the_usual_one_is_not(
     assert run.drifting == ["drift-line/cam-shifted: data_drift"]
     ok = DriftCheck.objects.get(station=usual)
     assert ok.verdict == "ok" and not ok.data_drift and ok.items == ITEMS
+    assert ok.results["skewed_items"] == 0
     bad = DriftCheck.objects.get(station=shifted)
     assert bad.verdict == "data_drift" and bad.data_drift
     assert bad.results["tests"]["sharpness"]["shifted"]

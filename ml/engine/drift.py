@@ -2,8 +2,8 @@
 window of served images with a reference drawn from the model's training data.
 
 Per image (`input_statistics`): brightness (mean luma), contrast (its std), sharpness (the
-variance of a Laplacian of luma), colour balance (R/G and B/G mean ratios), all on the
-model's input (the uint8 pixels after the resize, on the 0..1 scale), so the cost does not
+variance of a Laplacian of 3x3-smoothed luma), colour balance (R/G and B/G mean ratios), all on
+the model's input (the uint8 pixels after the resize, on the 0..1 scale), so the cost does not
 grow with the camera's resolution; the embedding (the pooled features the image head reads,
 ml.engine.model.forward_with_features) cut to EMBEDDING_SIZE floats by a fixed random
 projection; the image's own size, mode and channel count, and any of them the model never saw.
@@ -17,6 +17,11 @@ whether *some* gain within that range makes the window look like the reference (
 null hypothesis, whose p-value is the largest over the gains) and the embedding alarm also
 needs an AUC of at least `auc_threshold`. Prediction drift (the probability histogram and the
 reject rate) is reported beside it, on its own flag.
+
+scipy.stats does the tests. alibi-detect (its KSDrift, ClassifierDrift, MMDDrift) would pull
+38 packages (transformers, opencv, numba) and make pip downgrade numpy to 1.26 and Pillow to
+10.4; evidently 58 (a web server, pandas, nltk, pyarrow) for tabular reports. Neither knows the
+training augmentation, which is what keeps a trained-for lighting change from alarming.
 """
 
 from __future__ import annotations
@@ -57,13 +62,16 @@ def batch_statistics(pixels: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     luma = 0.299 * r + 0.587 * g + 0.114 * b
-    # 4-neighbour Laplacian on the interior: a blurred camera loses it first
+    # a 4-neighbour Laplacian of luma smoothed 3x3 first: a blurred camera loses it at once,
+    # while sensor noise, which a darker scene does not dim, no longer dominates it
+    smooth = (luma[:, :-2] + luma[:, 1:-1] + luma[:, 2:]) / 3.0
+    smooth = (smooth[:, :, :-2] + smooth[:, :, 1:-1] + smooth[:, :, 2:]) / 3.0
     lap = (
-        4.0 * luma[:, 1:-1, 1:-1]
-        - luma[:, :-2, 1:-1]
-        - luma[:, 2:, 1:-1]
-        - luma[:, 1:-1, :-2]
-        - luma[:, 1:-1, 2:]
+        4.0 * smooth[:, 1:-1, 1:-1]
+        - smooth[:, :-2, 1:-1]
+        - smooth[:, 2:, 1:-1]
+        - smooth[:, 1:-1, :-2]
+        - smooth[:, 1:-1, 2:]
     )
     green = g.mean(axis=(1, 2))
     eps = 1e-6

@@ -11,8 +11,8 @@ from ml.engine import drift
 from ml.engine.artifact import load_artifact
 from ml.engine.generator import SurfaceConfig, render_surface
 
-REFERENCE_ITEMS = 200
-WINDOW_ITEMS = 150
+REFERENCE_ITEMS = 150
+WINDOW_ITEMS = 120
 
 
 def images(seed: int, count: int, **knobs) -> list[Image.Image]:

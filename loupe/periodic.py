@@ -38,4 +38,7 @@ def periodic_jobs() -> list[PeriodicJob]:
         # the monitoring page's buckets: the last minutes recomputed from the inspection tables,
         # on the datasets queue, never where stations wait
         PeriodicJob(60.0, monitoring_tasks.aggregate_monitoring_task, limits.datasets_queue()),
+        # data drift: each station's window against its model's reference once 50 new items
+        # came (monitoring.drift); a model's first reference takes seconds, so not inference
+        PeriodicJob(120.0, monitoring_tasks.check_drift_task, limits.datasets_queue()),
     ]

@@ -205,17 +205,17 @@ def with_gain(pixels: np.ndarray, gain: float) -> np.ndarray:
 class Reference:
     """A model's view of its training data: per statistic, values of every sampled image at
     each gain of `gains` ([gain][image]); embeddings likewise ([gain][image][k]); the
-    probabilities at gain 1; the schema it saw."""
+    probabilities likewise ([gain][image]); the schema it saw."""
 
     gains: list[float]
     statistics: dict[str, list[list[float]]]
     embeddings: list[list[list[float]]]
-    probabilities: list[float]
+    probabilities: list[list[float]]
     schema: dict
 
     @property
     def size(self) -> int:
-        return len(self.probabilities)
+        return len(self.probabilities[0]) if self.probabilities else 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -243,7 +243,7 @@ def build_reference(
     gains = list(gain_grid(jitter, steps))
     values: dict[str, list[list[float]]] = {n: [[] for _ in gains] for n in STATISTICS}
     embeddings: list[list[list[float]]] = [[] for _ in gains]
-    probabilities: list[float] = []
+    probabilities: list[list[float]] = [[] for _ in gains]
     for first in range(0, len(images), batch_size):
         pixels = np.stack([prep.resize(im) for im in images[first : first + batch_size]])
         for gi, gain in enumerate(gains):
@@ -255,8 +255,8 @@ def build_reference(
                 logits, _, pooled = model.network.forward_with_features(batch.to(model.device))
             projected = project(pooled.float().cpu().numpy()).round(4)
             embeddings[gi].extend(projected.tolist())
-            if gain == 1.0:
-                probabilities.extend(torch.sigmoid(logits).cpu().numpy().astype(float).tolist())
+            p = torch.sigmoid(logits).cpu().numpy()
+            probabilities[gi].extend(round(float(v), 6) for v in p)
     return Reference(
         gains=gains,
         statistics=values,
@@ -341,7 +341,7 @@ def compare(
     embedding["shifted"] = embedding["shifted"] and embedding["auc"] >= policy.auc_threshold
     data_drift = any(t["shifted"] for t in tests.values())
     predictions = prediction_drift(
-        np.asarray(reference.probabilities),
+        [np.asarray(p) for p in reference.probabilities],
         window.probabilities,
         reject_threshold=reject_threshold,
         policy=policy,
@@ -426,11 +426,26 @@ def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 25) ->
 
 
 def prediction_drift(
-    reference: np.ndarray, window: np.ndarray, *, reject_threshold: float, policy: DriftPolicy
+    references: Sequence[np.ndarray],
+    window: np.ndarray,
+    *,
+    reject_threshold: float,
+    policy: DriftPolicy,
 ) -> dict:
     """The probability histogram (Jensen-Shannon distance and a chi-square test over
     HISTOGRAM_BINS bins) and the reject rate at the line's threshold, with Newcombe's
-    interval for the difference (window - reference) at 1 - alpha."""
+    interval for the difference (window - reference) at 1 - alpha; against the reference's
+    probabilities at each training gain, the closest kept: shifted only where no gain the
+    model was trained on explains the window's outputs either."""
+    figures = [
+        _prediction_figures(np.asarray(r), window, reject_threshold, policy) for r in references
+    ]
+    return min(figures, key=lambda f: (f["shifted"], f["js_distance"]))
+
+
+def _prediction_figures(
+    reference: np.ndarray, window: np.ndarray, reject_threshold: float, policy: DriftPolicy
+) -> dict:
     edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     ref_counts = np.histogram(np.clip(reference, 0, 1), edges)[0]
     win_counts = np.histogram(np.clip(window, 0, 1), edges)[0]

@@ -42,7 +42,7 @@ def test_the_drift_charts_render_and_name_the_drifting_station(
             gains=[1.0],
             statistics={n: [rng.normal(size=200).tolist()] for n in engine_drift.STATISTICS},
             embeddings=[rng.normal(size=(200, 4)).tolist()],
-            probabilities=rng.uniform(size=200).tolist(),
+            probabilities=[rng.uniform(size=200).tolist()],
             schema={},
         ).to_dict(),
     )

@@ -129,7 +129,7 @@ def synthetic_reference(rng, n=300) -> drift.Reference:
         gains=[1.0],
         statistics={name: [rng.normal(size=n).tolist()] for name in drift.STATISTICS},
         embeddings=[rng.normal(size=(n, 4)).tolist()],
-        probabilities=rng.uniform(size=n).tolist(),
+        probabilities=[rng.uniform(size=n).tolist()],
         schema={},
     )
 
@@ -176,13 +176,20 @@ def test_prediction_drift_reads_the_reject_rate_and_the_histogram():
     reference = rng.beta(0.5, 2.0, 500)
     policy = drift.DriftPolicy()
     same = drift.prediction_drift(
-        reference, rng.beta(0.5, 2.0, 200), reject_threshold=0.5, policy=policy
+        [reference], rng.beta(0.5, 2.0, 200), reject_threshold=0.5, policy=policy
     )
     assert not same["shifted"]
     low, high = same["reject_difference_interval"]
     assert low < 0 < high
     more_rejects = drift.prediction_drift(
-        reference, rng.beta(2.0, 0.5, 200), reject_threshold=0.5, policy=policy
+        [reference], rng.beta(2.0, 0.5, 200), reject_threshold=0.5, policy=policy
     )
     assert more_rejects["shifted"]
     assert more_rejects["reject_difference_interval"][0] > 0.3
+    # a gain the model was trained on that gives the window's outputs explains them
+    assert not drift.prediction_drift(
+        [reference, rng.beta(2.0, 0.5, 500)],
+        rng.beta(2.0, 0.5, 200),
+        reject_threshold=0.5,
+        policy=policy,
+    )["shifted"]

@@ -5,6 +5,8 @@ Progress is per login session: the session remembers when the labeler started an
 entries they skipped (a skipped entry does not come back to them in this session).
 """
 
+import re
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -44,14 +46,22 @@ def _skip(request, entry_id: int) -> None:
     request.session[SESSION_KEY] = state
 
 
+def _as_id(value) -> int | None:
+    """A line id as typed in a query string or a JSON string: ASCII digits only (str.isdigit
+    also takes "²", which int() refuses) and within the database's integer range."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,18}", value):
+        return int(value)
+    return None
+
+
 def _chosen_lines(request, line_id):
     """The user's visible lines, or the one of them they chose (None: all)."""
     lines = visible_lines(request.user)
     if line_id in (None, ""):
         return lines
-    if isinstance(line_id, str) and line_id.isdigit():
-        line_id = int(line_id)
-    if isinstance(line_id, bool) or not isinstance(line_id, int):
+    if isinstance(line_id, str):
+        line_id = _as_id(line_id)
+    if isinstance(line_id, bool) or not isinstance(line_id, int) or not 0 < line_id < 2**63:
         raise InvalidInput("line must be a line id", field="line")
     return lines.filter(pk=line_id)
 
@@ -97,8 +107,8 @@ def entry_json(entry, line_id=None) -> dict:
 @permission_required(CAN_LABEL, raise_exception=True)
 def queue_page(request):
     lines = visible_lines(request.user)
-    chosen = request.GET.get("line", "")
-    chosen = int(chosen) if chosen.isdigit() and lines.filter(pk=chosen).exists() else None
+    chosen = _as_id(request.GET.get("line", ""))
+    chosen = chosen if chosen is not None and lines.filter(pk=chosen).exists() else None
     counts = queue.open_counts(lines)
     cutoff = queue.claim_cutoff()
     refreshes = {r.line_id: r for r in QueueRefresh.objects.filter(line__in=lines)}
@@ -216,8 +226,7 @@ def refresh(request, pk):
 def label_queue_context(request, inspection) -> dict:
     """The editor's queue mode (?queue=1): the entry the labeler holds on this item, their
     progress, and what the editor's script calls to keep, skip and move to the next item."""
-    line_id = request.GET.get("line", "")
-    line_id = int(line_id) if line_id.isdigit() else None
+    line_id = _as_id(request.GET.get("line", ""))
     lines = _chosen_lines(request, line_id)
     entry = queue.held_entry(inspection=inspection, user=request.user)
     queue_url = reverse("labeling:queue") + (f"?line={line_id}" if line_id else "")

@@ -99,6 +99,8 @@ def test_claims_come_most_urgent_first_and_a_skip_goes_to_someone_else(
         ({"exclude": [True]}, "exclude must be a list"),
         ({"line": "abc"}, "line must be a line id"),
         ({"line": 1.5}, "line must be a line id"),
+        ({"line": "²"}, "line must be a line id"),  # a digit to str.isdigit, not to int()
+        ({"line": 2**70}, "line must be a line id"),  # beyond the database's integers
     ],
 )
 def test_a_bad_claim_is_a_400_and_claims_nothing(queued, inspector, body, message):
@@ -106,6 +108,15 @@ def test_a_bad_claim_is_a_400_and_claims_nothing(queued, inspector, body, messag
     assert answer.status_code == 400
     assert message in answer.json()["detail"]
     assert not QueueEntry.objects.filter(assigned_to__isnull=False).exists()
+
+
+@pytest.mark.parametrize("typed", ["²", "99999999999999999999999", "-1", "x"])
+def test_a_line_filter_that_is_no_id_shows_every_line(queued, inspector, typed):
+    client = client_for(inspector)
+    assert client.get(reverse("labeling:queue"), {"line": typed}).status_code == 200
+    entry = claim(client).json()["entry"]
+    label = client.get(entry["label_url"].split("?")[0], {"queue": "1", "line": typed})
+    assert label.status_code == 200
 
 
 def test_another_lines_item_is_not_found(queued, make_line, station_with_token, inspector):

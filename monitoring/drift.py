@@ -266,13 +266,13 @@ def drift_summary(line: Line, *, limit: int = 50) -> dict:
         }
         for c in reversed(checks)
     ]
-    reference = (
-        DriftReference.objects.filter(model_version=line.active_model_id)
-        .values("items", "jitter", "created_at", "dataset_version__name")
-        .first()
-        if line.active_model_id
-        else None
-    )
+    # the reference the latest check used, else the one the active model will use
+    if checks:
+        rows = DriftReference.objects.filter(pk=checks[0].reference_id)
+    else:
+        rows = DriftReference.objects.filter(model_version=line.active_model_id)
+    # values(): never the reference's figures themselves, which weigh megabytes
+    reference = rows.values("items", "jitter", "created_at", "dataset_version__name").first()
     chart = {
         "alpha": policy.alpha,
         "auc_threshold": policy.auc_threshold,
@@ -292,6 +292,7 @@ def drift_summary(line: Line, *, limit: int = 50) -> dict:
     }
     return {
         "policy": policy,
+        "schedule": DEFAULT_SCHEDULE,
         "reference": reference,
         "stations": stations,
         "drifting": [s["station"] for s in stations if s["verdict"] != "ok"],

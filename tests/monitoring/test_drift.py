@@ -164,6 +164,7 @@ def test_a_shifted_camera_is_flagged_and_the_usual_one_is_not(
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="drift-alarm"' in html and "cam-shifted" in html
+    assert f"{ITEMS} images of drift-v1" in html
     start = html.index('<script id="drift-data" type="application/json">')
     data = json.loads(html[start:].split(">", 1)[1].split("</script>", 1)[0])
     verdicts = {s["station"]: s["verdict"] for s in data["stations"]}

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from inspection.decisions import undo_window
 from inspection.errors import NotAModelAccept, SerialAmbiguous, SerialNotFound
 from inspection.models import (
     DecidedBy,
@@ -159,10 +160,20 @@ class EscapeCount:
         return self.audit + self.reported
 
 
+def final_escapes(now=None) -> QuerySet[Escape]:
+    """Escapes that can no longer be taken back: every reported one, and an audit's once its
+    reject is past the undo window. Pages, the labeling queue and the monitoring figures show
+    only these: an audit escape seen earlier would tell its inspector the model disagreed
+    while they could still undo."""
+    settled = (now or timezone.now()) - undo_window()
+    return Escape.objects.filter(Q(source=EscapeSource.REPORTED) | Q(recorded_at__lte=settled))
+
+
 def escape_counts(line: Line) -> list[EscapeCount]:
     """The line's escapes per model version that accepted them, the newest version first."""
     rows = (
-        Escape.objects.filter(line=line)
+        final_escapes()
+        .filter(line=line)
         .values("model_version_id", "model_version__name")
         .annotate(
             audit=Count("pk", filter=Q(source=EscapeSource.AUDIT)),
@@ -174,6 +185,8 @@ def escape_counts(line: Line) -> list[EscapeCount]:
 
 
 def latest_escapes(line: Line, limit: int = 20) -> QuerySet[Escape]:
-    return Escape.objects.filter(line=line).select_related(
-        "inspection__station", "model_version", "recorded_by"
-    )[:limit]
+    return (
+        final_escapes()
+        .filter(line=line)
+        .select_related("inspection__station", "model_version", "recorded_by")[:limit]
+    )

@@ -10,7 +10,10 @@ its queue over a few runs instead of in one long transaction. labeling.queue add
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from inspection.decisions import undo_window
+from inspection.escapes import final_escapes
 from inspection.models import Escape, Line, ReviewItem, ReviewState
 from labeling.models import (
     PRIORITY,
@@ -59,7 +62,8 @@ def escape_rows(line: Line) -> list[Row]:
     """Audit escapes and reported ones: a defect the model accepted is the most urgent
     example to box. Each escape is queued once."""
     escapes = (
-        Escape.objects.filter(line=line)
+        final_escapes()
+        .filter(line=line)
         .exclude(_editor_revision_after(OuterRef("recorded_at")))
         .exclude(_open_entry(QueueKind.ESCAPE))
         .exclude(_entry_closed_or_made_after(QueueKind.ESCAPE, OuterRef("recorded_at")))
@@ -115,7 +119,11 @@ def model_disagreement_rows(line: Line) -> list[Row]:
     not labeled in the editor since."""
     items = (
         ReviewItem.objects.filter(
-            inspection__line=line, state=ReviewState.DECIDED, model_agrees=False
+            inspection__line=line,
+            state=ReviewState.DECIDED,
+            model_agrees=False,
+            # final: queued earlier, "the model said otherwise" would show inside the undo window
+            decided_at__lte=timezone.now() - undo_window(),
         )
         .exclude(_editor_revision_after(OuterRef("decided_at")))
         .exclude(_open_entry(QueueKind.DISAGREEMENT))

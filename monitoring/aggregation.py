@@ -22,10 +22,10 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from inspection.decisions import undo_window
+from inspection.escapes import final_escapes
 from inspection.models import (
     DecidedBy,
     Decision,
-    Escape,
     Inspection,
     InspectionStatus,
     Outcome,
@@ -258,7 +258,8 @@ def _minute_figures(start: datetime, end: datetime) -> dict[tuple[int, datetime]
             item.unbiased_agreeing += agrees
 
     escapes = (
-        Escape.objects.filter(recorded_at__gte=start, recorded_at__lt=end)
+        final_escapes()
+        .filter(recorded_at__gte=start, recorded_at__lt=end)
         .exclude(_live("inspection__"))
         .annotate(minute=Trunc("recorded_at", "minute"))
         .values_list("line_id", "minute")

@@ -4,6 +4,8 @@ and a supervisor's later report by serial, through the line page."""
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 
@@ -127,6 +129,11 @@ def test_escapes_are_counted_per_model_version(audited_line, make_user):
         note="failed leak test",
         user=make_user("sam", "supervisor", [line]),
     )
+    # the audits' rejects can still be undone: only the reported escape counts yet
+    counts = escapes.escape_counts(line)
+    assert [(c.model_version, c.total) for c in counts] == [("press-1-v2", 1)]
+    passed = timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S + 1)
+    Escape.objects.update(recorded_at=F("recorded_at") - passed)
     counts = escapes.escape_counts(line)
     assert [(c.model_version, c.audit, c.reported, c.total) for c in counts] == [
         ("press-1-v2", 0, 1, 1),

@@ -5,10 +5,12 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
-from inspection.models import Line
+from inspection.models import Escape, Line, ReviewItem
 from inspection.selectors import visible_lines
 from labeling import queue, review_labels, services
 from labeling.models import QueueEntry, QueueRefresh, QueueState
@@ -249,6 +251,13 @@ def test_a_refused_save_leaves_the_entry_open(inspect, labeler):
 # Sources ------------------------------------------------------------------------------------
 
 
+def settle_decisions():
+    """Let the undo window pass for every review decision and escape so far."""
+    passed = timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S + 1)
+    ReviewItem.objects.filter(decided_at__isnull=False).update(decided_at=F("decided_at") - passed)
+    Escape.objects.update(recorded_at=F("recorded_at") - passed)
+
+
 def test_an_audit_escape_is_queued_first_and_once(
     make_line, station_with_token, model, inspector, labeler
 ):
@@ -261,6 +270,9 @@ def test_an_audit_escape_is_queued_first_and_once(
     # the audit finds a defect the model accepted: inspection.escapes records the escape
     decide_review_item(item=item.review_item, inspector=inspector, outcome="reject")
     assert item.escape.source == "audit"
+    # not while the inspector can still undo: the queue would tell them the model disagreed
+    assert queue.refresh_line_queue(line)["escape"] == 0
+    settle_decisions()
 
     assert queue.refresh_line_queue(line)["escape"] == 1
     assert open_kinds() == {"SN-1": "escape"}  # moved up from active learning's pick
@@ -280,14 +292,15 @@ def test_an_escape_undone_with_its_audit_reject_leaves_the_queue(
     )
     decided = decide_review_item(item=item.review_item, inspector=inspector, outcome="reject")
     queue.refresh_line_queue(line)
-    assert open_kinds() == {"SN-1": "escape"}
+    assert open_kinds() == {}  # within the undo window the escape is not queued yet
 
-    undo_decision(item=decided, user=inspector)  # within the undo window: no escape after all
-    assert queue.refresh_line_queue(line)["dismissed"] == 1
-    entry = QueueEntry.objects.get()
-    assert (entry.state, entry.done_by) == (QueueState.DISMISSED, None)
+    undo_decision(item=decided, user=inspector)  # taken back: no escape after all
+    settle_decisions()
+    assert queue.refresh_line_queue(line)["escape"] == 0
+    assert not QueueEntry.objects.exists()
 
     decide_review_item(item=decided, inspector=inspector, outcome="reject")  # found again
+    settle_decisions()
     assert queue.refresh_line_queue(line)["escape"] == 1
     assert open_kinds() == {"SN-1": "escape"}
 
@@ -316,6 +329,9 @@ def test_a_review_decision_against_the_model_is_a_disagreement(inspect, inspecto
     against = inspect("SN-against", probability=0.1)
     decide_review_item(item=agrees.review_item, inspector=inspector, outcome="reject")
     decide_review_item(item=against.review_item, inspector=inspector, outcome="reject")
+    queue.refresh_line_queue(line)
+    assert "SN-against" not in open_kinds()  # not before the decision is final
+    settle_decisions()
 
     queue.refresh_line_queue(line)
 

@@ -18,6 +18,14 @@ images at 9 training gains; and building that reference once per model version.
     .venv/bin/python bench/drift_cost.py --artifact path/to/model.pt
 
 It prints one JSON object: medians over `--rounds`; nothing is asserted.
+
+Measured 2026-12-01 on the 2-core development machine (shared), one torch thread: the drift
+record's own work 0.14 ms per image (statistics 0.13 ms, projection 0.001 ms) at 128 px and at
+2448x2048 alike, against a 128 px model input; the prediction with it 3.6 ms instead of 3.4 at
+128 px. What grows with the camera is the decode (2448x2048: PNG 88 ms, JPEG 16 ms) and the
+resize (16 ms), paid before, with or without drift. A window check of 200 items against 500
+reference images at 9 gains: 43 ms; building that reference once per model version: 6.2 s
+(1.7 MB of JSON).
 """
 
 from __future__ import annotations

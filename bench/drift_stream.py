@@ -13,6 +13,11 @@ The model is trained here (400 generated images, 6 epochs: about 30 s on 2 cores
     .venv/bin/python bench/drift_stream.py --items 500 --seeds 1
 
 It prints one JSON object per scenario and seed, then a summary; nothing is asserted.
+
+Measured 2026-12-01 (defaults): unshifted, 3 seeds x 2000 items, 120 checks: no alarm (lowest
+Holm-adjusted p 0.011, alarm below 0.001; highest embedding AUC 0.57); lighting 0.9, 24 checks:
+no alarm; lighting 0.6 + blur 1.5: the first check after the shift alarms, 50 items in, and
+every later one (24 of 24).
 """
 
 from __future__ import annotations

@@ -261,12 +261,45 @@ def needs_minimum(old_level: str, new_level: str) -> bool:
     )
 
 
-def minimum_shortfall(line: Line, new_level: str, evidence: Evidence) -> str | None:
-    """Why the raise is refused without an override (each rule the evidence fails), or None
-    when it is not a raise above assist or the evidence passes the gate."""
-    if not needs_minimum(line.automation_level, new_level) or evidence.verdict.passed:
+def verdict_at(line: Line, evidence: Evidence, reject_threshold: float) -> Verdict:
+    """The gate's verdict were the model to reject from `reject_threshold`.
+
+    The stored agreement of each item was taken at the threshold of its day; a change that
+    raises the level and the reject threshold together must not pass on figures the new
+    threshold would not give, so each unbiased item is replayed from its probability."""
+    if reject_threshold == line.reject_threshold:
+        return evidence.verdict
+    items = [
+        AgreementItem(
+            item.defect_probability,
+            item.human_decision,
+            routing.model_outcome(item.defect_probability, reject_threshold) == item.human_decision,
+        )
+        for item in evidence.items
+    ]
+    return judge(
+        figures=AgreementFigures.of(items),
+        total=evidence.unbiased_total,
+        minimum=settings.LOUPE_MIN_AGREEMENT_ITEMS,
+        agreement_target=line.agreement_target,
+        escape_rate_limit=line.escape_rate_limit,
+    )
+
+
+def minimum_shortfall(
+    line: Line, new_level: str, evidence: Evidence, reject_threshold: float | None = None
+) -> str | None:
+    """Why the raise is refused without an override (each rule the evidence fails at the
+    proposed reject threshold, by default the line's), or None when it is not a raise above
+    assist or the evidence passes the gate."""
+    if not needs_minimum(line.automation_level, new_level):
         return None
-    failed = "; ".join(f"{rule.needs} (this line: {rule.has})" for rule in evidence.verdict.failed)
+    verdict = verdict_at(
+        line, evidence, line.reject_threshold if reject_threshold is None else reject_threshold
+    )
+    if verdict.passed:
+        return None
+    failed = "; ".join(f"{rule.needs} (this line: {rule.has})" for rule in verdict.failed)
     return (
         f"Raising to {AutomationLevel(new_level).label} needs unbiased evidence of the active "
         f"model: {failed}."
@@ -306,7 +339,7 @@ def change_routing_policy(
     if expected_version is not None and line_version(line) != expected_version:
         raise LineChangedMeanwhile("the line changed after this confirmation was shown")
     reason = reason.strip()
-    shortfall = minimum_shortfall(line, level, line_evidence(line))
+    shortfall = minimum_shortfall(line, level, line_evidence(line), reject_threshold)
     if shortfall:
         if not (override and reason):
             raise LineRuleBroken(f"{shortfall} Override with a written reason to go ahead.")

@@ -150,7 +150,7 @@ def _render_confirmation(request, line, form, evidence):
                 evidence.items, level=level, accept_threshold=accept, reject_threshold=reject
             ),
             "level_effect": console.level_effect(level, accept, reject, line.audit_fraction),
-            "shortfall": console.minimum_shortfall(line, level, evidence),
+            "shortfall": console.minimum_shortfall(line, level, evidence, reject),
             "line_version": console.line_version(line),
         },
     )

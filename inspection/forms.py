@@ -61,7 +61,7 @@ class LineChangeForm(forms.Form):
         if override and not reason:
             self.add_error("reason", "Write why you override the evidence rules.")
         if level:
-            shortfall = console.minimum_shortfall(self.line, level, self.evidence)
+            shortfall = console.minimum_shortfall(self.line, level, self.evidence, reject)
             if shortfall and not override:
                 self.add_error(
                     "automation_level",

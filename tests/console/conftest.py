@@ -50,13 +50,15 @@ def shadow_line(make_line, station_with_token, make_user):
 
 @pytest.fixture
 def lenient(db):
-    """Loosen a line's gate so the 8 items of the KNOWN_SET pass it (agreement 62.5%, lower
-    bound 34.8%; 2 of 4 defective items missed, upper bound 81.8%): the rules' edges are
-    tested on their own in tests/inspection/test_evidence.py."""
+    """Loosen a line's gate so the 8 items of the KNOWN_SET pass it at the reject thresholds
+    the tests propose, 0.8 and 0.9 (agreement down to 4 of 8, lower bound 24.9%; up to 3 of 4
+    defective items missed, upper bound 94.2%): the rules' edges are tested on their own in
+    tests/inspection/test_evidence.py.
+    """
     from inspection.models import Line
 
     def loosen(line):
-        Line.objects.filter(pk=line.pk).update(agreement_target=0.3, escape_rate_limit=0.85)
+        Line.objects.filter(pk=line.pk).update(agreement_target=0.2, escape_rate_limit=0.95)
         line.refresh_from_db()
         return line
 

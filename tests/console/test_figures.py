@@ -213,16 +213,12 @@ def test_raise_below_the_minimum_is_refused_and_changes_nothing(shadow_line, len
             line=shadow_line,
             level="partial",
             accept_threshold=0.1,
-            reject_threshold=0.9,
+            reject_threshold=0.8,  # the line's: only the minimum fails
             changed_by="sam",
             override=True,  # an override without a reason is no override
         )
     line = Line.objects.get(pk=shadow_line.pk)
-    assert (line.automation_level, line.accept_threshold, line.reject_threshold) == (
-        "shadow",
-        0.2,
-        0.8,
-    )
+    assert (line.automation_level, line.accept_threshold) == ("shadow", 0.2)
     assert LineChange.objects.count() == changes_before
 
 
@@ -343,3 +339,24 @@ def test_a_change_confirmed_for_an_older_version_of_the_line_is_refused(db, make
         )
     line = Line.objects.get(pk=line.pk)
     assert (line.automation_level, line.accept_threshold) == ("assist", 0.2)
+
+
+def test_a_raise_is_judged_at_the_reject_threshold_it_sets(shadow_line, lenient, settings):
+    """Raising to full and moving the reject threshold up in the same change must not pass on
+    agreement taken at the old threshold: at 0.99 the model would accept every defect."""
+    lenient(shadow_line)
+    settings.LOUPE_MIN_AGREEMENT_ITEMS = 8
+    evidence = console.line_evidence(shadow_line)
+    assert console.minimum_shortfall(shadow_line, "full", evidence) is None
+    assert console.minimum_shortfall(shadow_line, "full", evidence, 0.8) is None
+    shortfall = console.minimum_shortfall(shadow_line, "full", evidence, 0.99)
+    assert "4 of 4 defective items missed" in shortfall
+    with pytest.raises(LineRuleBroken, match="4 of 4 defective items missed"):
+        console.change_routing_policy(
+            line=shadow_line,
+            level="full",
+            accept_threshold=0.2,
+            reject_threshold=0.99,
+            changed_by="sam",
+        )
+    assert Line.objects.get(pk=shadow_line.pk).reject_threshold == 0.8

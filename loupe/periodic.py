@@ -24,8 +24,9 @@ def periodic_jobs() -> list[PeriodicJob]:
     return [
         # items a dead process left unrouted get their fail-safe within a minute or so
         PeriodicJob(60.0, inspection_tasks.route_overdue_task),
-        # final review decisions become labels (labeling.review_labels): cheap, one query
-        PeriodicJob(60.0, labeling_tasks.label_final_decisions_task),
+        # final review decisions become labels (labeling.review_labels): it reads every line's
+        # decisions and writes up to 500 labels, so on the datasets queue
+        PeriodicJob(60.0, labeling_tasks.label_final_decisions_task, limits.datasets_queue()),
         # the labeling queue: flagged items (escapes, disagreements, box-less labels) every
         # minute, active learning's picks every 15; the queries over a line's history and the
         # scoring run on the datasets queue, never where stations wait

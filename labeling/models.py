@@ -51,6 +51,16 @@ class AnnotationRevision(models.Model):
         help_text="The review decision this revision was made from (source review only). "
         "Unique: a decision is labeled once.",
     )
+    audit = models.OneToOneField(
+        "inspection.ReviewItem",
+        null=True,
+        blank=True,
+        # a labeled audit is final and cannot be undone; deleting its inspection deletes both
+        on_delete=models.RESTRICT,
+        related_name="+",
+        help_text="The audit verdict this revision was made from (source review only): an "
+        "audit leaves the model's decision in place, so it has no decision of its own. Unique.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -59,10 +69,18 @@ class AnnotationRevision(models.Model):
             models.UniqueConstraint(
                 fields=["inspection", "number"], name="annotation_revision_number_unique"
             ),
+            # a review label comes from exactly one human verdict: a decision or an audit
             models.CheckConstraint(
                 name="annotation_revision_review_has_decision",
-                condition=(Q(source="review") & Q(decision__isnull=False) & Q(boxes=[]))
-                | (~Q(source="review") & Q(decision__isnull=True)),
+                condition=(
+                    Q(source="review")
+                    & Q(boxes=[])
+                    & (
+                        (Q(decision__isnull=False) & Q(audit__isnull=True))
+                        | (Q(decision__isnull=True) & Q(audit__isnull=False))
+                    )
+                )
+                | (~Q(source="review") & Q(decision__isnull=True) & Q(audit__isnull=True)),
             ),
         ]
 

@@ -1,5 +1,7 @@
 """Review decisions become labels: each final human decision of the review queue is an
 image-level revision of its inspection (source review; reject is defective, accept is OK).
+An audit's verdict is one too: it leaves the model's decision in place (so it has no Decision
+row), yet on a partial or full line it is nearly the only human judgement there is.
 
 When: a periodic job (loupe.periodic) labels decisions that have been final for LABEL_GRACE,
 and `manage.py label_review_decisions` labels the ones taken before this existed. A decision
@@ -19,7 +21,16 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
-from inspection.models import DecidedBy, Decision, Inspection, Outcome
+from inspection.decisions import undo_window
+from inspection.models import (
+    DecidedBy,
+    Decision,
+    Inspection,
+    Outcome,
+    ReviewItem,
+    ReviewReason,
+    ReviewState,
+)
 from labeling import disagreements
 from labeling.models import AnnotationRevision, ImageLabel, LabelSource
 from labeling.services import primary_prediction
@@ -34,7 +45,7 @@ def unlabeled_final_decisions(*, now=None):
     """Human decisions from the review queue, final for LABEL_GRACE, without their label.
 
     Imported items are decided by a human too, but their labels came with the archive (they
-    have no review item); audit outcomes stay on the review item and are not decisions."""
+    have no review item); audits have no decision and are labeled by unlabeled_final_audits."""
     now = now or timezone.now()
     labeled = AnnotationRevision.objects.filter(decision=OuterRef("pk"))
     return (
@@ -44,34 +55,75 @@ def unlabeled_final_decisions(*, now=None):
     )
 
 
-@transaction.atomic
-def label_decision(decision_id: int) -> AnnotationRevision | None:
-    """Write the review label of one final decision; None when it has one already."""
-    decision = Decision.objects.get(pk=decision_id)
-    inspection = Inspection.objects.select_for_update().get(pk=decision.inspection_id)
-    if AnnotationRevision.objects.filter(decision=decision).exists():
+def unlabeled_final_audits(*, now=None):
+    """Audit verdicts past their undo window (and LABEL_GRACE), without their label."""
+    now = now or timezone.now()
+    labeled = AnnotationRevision.objects.filter(audit=OuterRef("pk"))
+    return ReviewItem.objects.filter(
+        reason=ReviewReason.AUDIT,
+        state=ReviewState.DECIDED,
+        decided_at__lte=now - undo_window() - LABEL_GRACE,
+    ).exclude(Exists(labeled))
+
+
+def _write_label(*, inspection_id: int, inspector_id: int, outcome: str, **verdict):
+    """One review label, numbered under the inspection's row lock; None when `verdict` (the
+    decision or the audit) is labeled already."""
+    inspection = Inspection.objects.select_for_update().get(pk=inspection_id)
+    if AnnotationRevision.objects.filter(**verdict).exists():
         return None
     last = inspection.annotations.aggregate(last=Max("number"))["last"] or 0
     revision = AnnotationRevision.objects.create(
         inspection=inspection,
         number=last + 1,
-        author_id=decision.inspector_id,
-        image_label=IMAGE_LABEL_OF[decision.outcome],
+        author_id=inspector_id,
+        image_label=IMAGE_LABEL_OF[outcome],
         boxes=[],
         source=LabelSource.REVIEW,
         compared_with=primary_prediction(inspection),
-        decision=decision,
+        **verdict,
     )
     disagreements.note_review_label(revision)
     return revision
 
 
+@transaction.atomic
+def label_decision(decision_id: int) -> AnnotationRevision | None:
+    """Write the review label of one final decision; None when it has one already."""
+    decision = Decision.objects.get(pk=decision_id)
+    return _write_label(
+        inspection_id=decision.inspection_id,
+        inspector_id=decision.inspector_id,
+        outcome=decision.outcome,
+        decision=decision,
+    )
+
+
+@transaction.atomic
+def label_audit(review_item_id: int) -> AnnotationRevision | None:
+    """Write the review label of one final audit verdict; None when it has one already."""
+    audit = ReviewItem.objects.get(pk=review_item_id)
+    return _write_label(
+        inspection_id=audit.inspection_id,
+        inspector_id=audit.inspector_id,
+        outcome=audit.decision,
+        audit=audit,
+    )
+
+
 def label_final_decisions(*, now=None, limit: int = BATCH) -> int:
-    """Label up to `limit` final decisions that have no label yet, oldest first; return how
-    many labels were written. Safe to repeat and to run concurrently."""
+    """Label up to `limit` final decisions and `limit` final audit verdicts that have no label
+    yet, oldest first; return how many labels were written. Safe to repeat and to run
+    concurrently."""
     pending = (
         unlabeled_final_decisions(now=now)
         .order_by("final_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
-    return sum(label_decision(pk) is not None for pk in list(pending))
+    audits = (
+        unlabeled_final_audits(now=now)
+        .order_by("decided_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    written = sum(label_decision(pk) is not None for pk in list(pending))
+    return written + sum(label_audit(pk) is not None for pk in list(audits))

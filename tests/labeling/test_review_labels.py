@@ -117,6 +117,38 @@ def test_decisions_of_the_model_and_of_imports_are_not_review_labels(
     assert not AnnotationRevision.objects.exists()
 
 
+def test_an_audit_verdict_becomes_a_label_once_it_is_final(
+    make_line, station_with_token, inspector, model
+):
+    """An audit leaves the model's decision in place, yet the inspector's verdict is the only
+    human judgement of a full line's items: it is labeled like a decision, once final."""
+    from tests.helpers import seed_inspection
+
+    full = make_line(name="line-full", level="full", audit_fraction=1.0)
+    full.members.add(inspector)
+    station = station_with_token(full)[0]
+    missed = seed_inspection(station, "SN-missed", probability=0.05, model_version=model)
+    kept = seed_inspection(station, "SN-kept", probability=0.05, model_version=model)
+    decide_review_item(item=missed.review_item, inspector=inspector, outcome="reject")
+    undone = decide_review_item(item=kept.review_item, inspector=inspector, outcome="reject")
+    assert label_all(now=timezone.now()) == 0  # both can still be undone
+    undo_decision(item=undone, user=inspector)
+    decide_review_item(item=kept.review_item, inspector=inspector, outcome="accept")
+
+    assert label_all() == 2
+    assert label_all() == 0  # once
+    label = counting(missed)
+    assert (label.source, label.image_label, label.boxes) == ("review", "defective", [])
+    assert (label.audit.pk, label.decision, label.author) == (
+        missed.review_item.pk,
+        None,
+        inspector,
+    )
+    assert missed.decision.outcome == "accept"  # the model's decision stays
+    assert counting(kept).image_label == "ok"  # the verdict after the undo, not the undone one
+    assert AnnotationRevision.objects.count() == 2
+
+
 def test_a_review_label_never_replaces_boxes_and_a_disagreement_is_marked(
     inspect, inspector, reviewed
 ):

@@ -142,6 +142,10 @@ def test_a_shifted_camera_is_flagged_and_the_usual_one_is_not(
     shifted, _ = station_with_token(trained_line, "cam-shifted")
     serve(usual, "u", camera(11, ITEMS))
     serve(shifted, "s", camera(12, ITEMS, lighting=0.6, blur=1.5))
+    # shifted images on the line's batch station (a batch sent to labeling) are no camera's
+    # window: they never make the line drift
+    batch = services.batch_station(trained_line)
+    serve(batch, "b", camera(13, ITEMS, lighting=0.6, blur=1.5))
 
     run = drift.check_drift(schedule=SCHEDULE)
     assert run.checks == 2

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from inspection.selectors import visible_lines
 from loupe.common.permissions import CAN_VIEW_LINES
-from monitoring import drift, figures
+from monitoring import concept, drift, figures
 
 # the keys the page's shortcuts use (static/js/monitoring.js), one per range
 SHORTCUTS = {"hour": "1", "shift": "2", "day": "3", "30d": "4"}
@@ -25,6 +25,8 @@ def line_monitoring(request, pk):
         )
     line_figures = figures.line_figures(line=line, range_key=range_key)
     drift_summary = drift.drift_summary(line)
+    span = figures.RANGES[range_key]
+    concept_summary = concept.concept_summary(line, span=span.span, span_label=span.label)
     return render(
         request,
         "monitoring/line.html",
@@ -35,5 +37,7 @@ def line_monitoring(request, pk):
             "ranges": [(r, SHORTCUTS[r.key]) for r in figures.RANGES.values()],
             "drift": drift_summary,
             "drift_chart": drift_summary["chart"],
+            "concept": concept_summary,
+            "concept_chart": concept_summary["chart"],
         },
     )

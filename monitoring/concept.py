@@ -34,6 +34,8 @@ independent Bernoulli draws: variance sum p(1 - p)). The training in ml.engine c
 probability (only the map's pixel threshold) and the artifact carries no calibration map, so
 the estimate uses the raw probabilities; a gap between estimate and realized agreement on the
 reference items measures that miscalibration, and the page shows the reference row for that.
+The page also shows the estimate on the model's latest items, checked by a human or not: the
+figure CBPE is for, where no label will come.
 """
 
 import math
@@ -60,6 +62,7 @@ CHART_ITEMS = 2000  # over the latest this many
 # second; the latest 5,000 (an interval about +-0.6% wide at 2% disagreement) read through the
 # decided_at index take about 40 ms (measured on 300,000 checked items)
 SPAN_LIMIT = 5_000
+ESTIMATE_ITEMS = 2000  # CBPE on the model's latest items, checked by a human or not
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,23 @@ def _span_tally(line: Line, start: datetime, settled: datetime, limit: int = SPA
     )
 
 
+def estimate_latest(line: Line, limit: int = ESTIMATE_ITEMS) -> Estimate:
+    """CBPE on the active model's latest `limit` predictions on the line, whether a human
+    checked them or not: what it is for, an estimate where no label will come."""
+    rows = (
+        Prediction.objects.filter(
+            role=PredictionRole.PRIMARY,
+            model_version_id=line.active_model_id,
+            inspection__line=line,
+        )
+        .order_by("-pk")
+        .values_list("defect_probability", "inspection__reject_threshold")[:limit]
+    )
+    return Estimate.of(
+        [p if routing.model_outcome(p, t) == Outcome.REJECT else 1.0 - p for p, t in rows]
+    )
+
+
 def concept_summary(
     line: Line, *, span: timedelta, span_label: str, now: datetime | None = None
 ) -> dict:
@@ -366,6 +386,7 @@ def concept_summary(
         "reference": reference.as_dict(),
         "windows": [window.as_dict() for window in windows],
         "drifting": [window.label for window in windows if window.verdict == DRIFT],
+        "estimate_latest": estimate_latest(line).as_dict(),
         "settled": settled,
         "policy": {"min_items": MIN_ITEMS, "reference_items": REFERENCE_ITEMS},
         "chart": {

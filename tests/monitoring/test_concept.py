@@ -154,6 +154,9 @@ def test_only_final_decisions_of_the_active_model_count(shadow_line, seed, decid
     assert last_100["estimated_agreement"]["pct"] == pytest.approx(100 * (8 * 0.9 + 1.9) / 10)
     assert day["estimated_agreement"]["pct"] == pytest.approx(100 * (8 * 0.9 + 1.9) / 10)
     assert day["disagreement_all"]["n"] == 10
+    # CBPE on every prediction, checked or not: the open and the fresh items count too
+    assert summary["estimate_latest"]["n"] == 12
+    assert summary["estimate_latest"]["pct"] == pytest.approx(100 * (10 * 0.9 + 1.9) / 12, abs=0.01)
     # a long range counts its latest items only, at most SPAN_LIMIT of them
     now = timezone.now()
     capped = concept._span_tally(line, now - timedelta(days=30), now, limit=3)

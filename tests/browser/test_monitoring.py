@@ -52,3 +52,40 @@ def test_the_charts_render_and_the_range_selector_switches(
     assert page.locator("#monitoring-table tbody tr").count() == 60
     assert page.evaluate("() => window.__cspViolations") == []
     assert console == []
+
+
+def test_the_concept_drift_charts_draw_under_the_csp(
+    make_line, station_with_token, make_user, login, screenshot
+):
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.db.models import F
+
+    from inspection.models import ReviewItem
+    from review.services import decide_review_item
+
+    line = make_line(name="line-c", level="shadow")
+    station, _ = station_with_token(line, "cam-c")
+    model = seed_model_version("browser-concept")
+    from ml import services as ml_services
+
+    ml_services.set_active_version(line=line, model_version=model, changed_by="test")
+    inspector = make_user("ivy", "inspector", [line])
+    for n in range(150):  # one rolling window of 100, a second 50 items on
+        p = 0.9 if n % 4 == 0 else 0.1
+        item = seed_inspection(station, f"c{n}", probability=p, model_version=model)
+        human = "reject" if (n % 4 == 0) != (n % 25 == 0) else "accept"
+        decide_review_item(item=item.review_item, inspector=inspector, outcome=human)
+    passed = timedelta(seconds=settings.LOUPE_UNDO_WINDOW_S + 1)
+    ReviewItem.objects.update(decided_at=F("decided_at") - passed)  # every decision final
+
+    page = login(make_user("sam", "supervisor", [line]))
+    console = watched(page)
+    page.goto(f"/lines/{line.pk}/monitoring/")
+    page.wait_for_function("() => document.getElementById('concept-charts').dataset.drawn === '2'")
+    assert "Estimated agreement (CBPE)" in page.locator("#concept").inner_text()
+    assert page.locator("#concept-table tbody tr").count() >= 3
+    screenshot(page, "monitoring-concept")
+    assert page.evaluate("() => window.__cspViolations") == []
+    assert console == []

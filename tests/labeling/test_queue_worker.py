@@ -38,15 +38,22 @@ def test_a_refresh_runs_on_the_datasets_worker_not_the_inference_one(
     station, _ = services.create_station(line=line, name="cam-1")
     for number in range(6):
         seed_inspection(station, f"SN-{number}", probability=0.1, model_version=model_version)
+    # stopped here, not at the session's end: a worker left consuming the inference queue
+    # would take later tests' station items
     inference = start_worker("inference-only", queues="inference")
+    datasets = None
+    try:
+        tasks.send_refresh(line.pk)
+        time.sleep(3)
+        assert not QueueRefresh.objects.filter(line=line).exists()  # the station's worker left it
 
-    tasks.send_refresh(line.pk)
-    time.sleep(3)
-    assert not QueueRefresh.objects.filter(line=line).exists()  # the station's worker left it
-
-    start_worker("datasets-queue", queues="datasets")
-    refresh = wait_for_refresh(line)
-    assert refresh.result["active_learning"]["status"] == "picked"
-    assert refresh.result["active_learning"]["pool_size"] == 6
-    assert QueueEntry.objects.filter(line=line, state="open").count() == 6
-    assert "labeling.refresh_line_queue[" not in inference.text()  # never received there
+        datasets = start_worker("datasets-queue", queues="datasets")
+        refresh = wait_for_refresh(line)
+        assert refresh.result["active_learning"]["status"] == "picked"
+        assert refresh.result["active_learning"]["pool_size"] == 6
+        assert QueueEntry.objects.filter(line=line, state="open").count() == 6
+        assert "labeling.refresh_line_queue[" not in inference.text()  # never received there
+    finally:
+        inference.stop()
+        if datasets is not None:
+            datasets.stop()

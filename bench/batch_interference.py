@@ -46,12 +46,13 @@ from station.cpu import LoadWatch  # noqa: E402
 from station.end_to_end import percentile  # noqa: E402
 from station.images import image_pool, tagged_png  # noqa: E402
 from station.load import drive  # noqa: E402
-from station.processes import free_port, http_ok  # noqa: E402
+from station.processes import Service, free_port, http_ok  # noqa: E402
 
 BENCH_DIR = ROOT / "var" / "bench-batch"
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 DB_NAME = os.environ.get("BENCH_DB_NAME", "loupe_batch_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+LOGS = BENCH_DIR / "logs"
 MAX_P50_RISE = 0.20
 
 
@@ -78,34 +79,6 @@ def bench_env() -> dict[str, str]:
     }
 
 
-class Service:
-    """A subprocess in its own session, so stopping it takes its pool's children too."""
-
-    def __init__(self, name: str, argv: list[str]) -> None:
-        self.name = name
-        self.log_path = BENCH_DIR / "logs" / f"{name}.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            argv, cwd=ROOT, env={**os.environ}, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            tail = self.log_path.read_text()[-3000:]
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.log.close()
-
-
 def worker(name: str, queue: str, concurrency: int) -> Service:
     return Service(
         name,
@@ -114,6 +87,7 @@ def worker(name: str, queue: str, concurrency: int) -> Service:
             "--pool=prefork", f"--concurrency={concurrency}", "-l", "info", "-n", f"{name}@%h",
             "--without-gossip", "--without-mingle",
         ],
+        LOGS,
     )  # fmt: skip
 
 
@@ -256,7 +230,7 @@ def main() -> int:
     gunicorn = [sys.executable, "-m", "gunicorn", "loupe.wsgi", "-k", "gthread"]
     gunicorn += ["--threads", "8", "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
     services = [worker("inference", "inference", 2), worker("batch", "batch", 1)]
-    services.append(Service("gunicorn", gunicorn))
+    services.append(Service("gunicorn", gunicorn, LOGS))
     results: dict = {
         "cpus": os.cpu_count(),
         "images": args.images,

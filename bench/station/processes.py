@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from .config import BENCH_DIR, ROOT
 
@@ -15,9 +16,9 @@ from .config import BENCH_DIR, ROOT
 class Service:
     """A subprocess in its own session, so stopping it takes its children (pool, workers) too."""
 
-    def __init__(self, name: str, argv: list[str]) -> None:
+    def __init__(self, name: str, argv: list[str], log_dir: Path = BENCH_DIR / "logs") -> None:
         self.name = name
-        self.log_path = BENCH_DIR / "logs" / f"{name}.log"
+        self.log_path = log_dir / f"{name}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             argv,
@@ -37,7 +38,7 @@ class Service:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=30)  # a niced batch worker finishes its item
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)

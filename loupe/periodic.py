@@ -42,4 +42,8 @@ def periodic_jobs() -> list[PeriodicJob]:
         # data drift: each station's window against its model's reference once 50 new items
         # came (monitoring.drift); a model's first reference takes seconds, so not inference
         PeriodicJob(120.0, monitoring_tasks.check_drift_task, limits.datasets_queue()),
+        # alerts: each line's rules against its figures (monitoring.alerts), and webhook
+        # deliveries due for a retry; on the datasets queue, never where stations wait
+        PeriodicJob(60.0, monitoring_tasks.evaluate_alerts_task, limits.datasets_queue()),
+        PeriodicJob(60.0, monitoring_tasks.send_due_webhooks_task, limits.datasets_queue()),
     ]

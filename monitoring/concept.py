@@ -50,6 +50,7 @@ from inspection.decisions import undo_window
 from inspection.evidence import AgreementFigures, AgreementItem
 from inspection.models import Line, Outcome, Prediction, PredictionRole, ReviewState
 from loupe.common.stats import Z_95, wilson_interval
+from monitoring.line_settings import reference_since
 
 WINDOW_SIZES = (100, 200)  # the latest N final unbiased items
 REFERENCE_ITEMS = 200
@@ -264,8 +265,9 @@ def rolling_windows(
 
 
 def _checked(line: Line, settled: datetime):
-    """The active model's primary predictions on items a human decided finally."""
-    return Prediction.objects.filter(
+    """The active model's primary predictions on items a human decided finally, since the
+    line's reference reset if it had one (the reference then is the first items after it)."""
+    rows = Prediction.objects.filter(
         role=PredictionRole.PRIMARY,
         model_version_id=line.active_model_id,
         inspection__line=line,
@@ -273,6 +275,10 @@ def _checked(line: Line, settled: datetime):
         inspection__review_item__model_agrees__isnull=False,
         inspection__review_item__decided_at__lte=settled,
     )
+    since = reference_since(line)
+    if since is not None:
+        rows = rows.filter(inspection__review_item__decided_at__gte=since)
+    return rows
 
 
 NEWEST = ("-inspection__review_item__decided_at", "-pk")
@@ -353,6 +359,23 @@ def estimate_latest(line: Line, limit: int = ESTIMATE_ITEMS) -> Estimate:
     return Estimate.of(
         [p if routing.model_outcome(p, t) == Outcome.REJECT else 1.0 - p for p, t in rows]
     )
+
+
+def latest_window(
+    line: Line, *, size: int, min_items: int = MIN_ITEMS, now: datetime | None = None
+) -> Window | None:
+    """The latest `size` final unbiased items of the active model, judged against its
+    reference as the page judges its windows (the alerts' figure); None without a model."""
+    if line.active_model_id is None:
+        return None
+    now = now or timezone.now()
+    blind = _checked(line, now - undo_window()).filter(inspection__review_item__shows_model=False)
+    reference_items = _items(
+        blind.order_by("inspection__review_item__decided_at", "pk")[:REFERENCE_ITEMS]
+    )
+    reference = window_of(f"reference: first {len(reference_items)}", reference_items)
+    latest = _items(blind.order_by(*NEWEST)[:size])
+    return judge(window_of(f"last {size}", latest), reference, min_items=min_items)
 
 
 def concept_summary(

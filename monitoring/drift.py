@@ -24,6 +24,7 @@ from inspection.models import Line, Prediction, PredictionRole, Station
 from inspection.routing import level_runs_model
 from inspection.services import OFFLINE_STATIONS
 from inspection.storage import image_path
+from monitoring.line_settings import reference_since
 from monitoring.models import DriftCheck, DriftReference
 
 logger = logging.getLogger(__name__)
@@ -117,18 +118,17 @@ def reference_for(model_version, *, schedule: DriftSchedule = DEFAULT_SCHEDULE) 
 
 def station_window(station: Station, model_version, size: int) -> list[Prediction]:
     """The station's last `size` primary predictions of this version with a drift record,
-    oldest first."""
-    rows = (
-        Prediction.objects.filter(
-            inspection__station=station,
-            model_version=model_version,
-            role=PredictionRole.PRIMARY,
-        )
-        .exclude(input_stats={})
-        .order_by("-pk")
-        .only("pk", "created_at", "defect_probability", "input_stats")[:size]
-    )
-    return list(reversed(rows))
+    oldest first; none from before the line's reference reset, so a window starts over."""
+    rows = Prediction.objects.filter(
+        inspection__station=station,
+        model_version=model_version,
+        role=PredictionRole.PRIMARY,
+    ).exclude(input_stats={})
+    since = reference_since(station.line_id)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    rows = rows.order_by("-pk").only("pk", "created_at", "defect_probability", "input_stats")
+    return list(reversed(rows[:size]))
 
 
 def check_station(

@@ -141,3 +141,189 @@ class DriftCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.station_id} {self.window_end:%Y-%m-%d %H:%M}: {self.verdict}"
+
+
+# Alerts (monitoring.alert_rules, monitoring.alerts, monitoring.webhooks) ----------------------
+
+
+class AlertMetric(models.TextChoices):
+    DATA_DRIFT = "data_drift", "Data drift (a station's latest drift check)"
+    DISAGREEMENT_DRIFT = "disagreement_drift", "Disagreement drift (concept drift)"
+    ESCAPE_RATE_DRIFT = "escape_rate_drift", "Miss-rate drift (concept drift)"
+    ESCAPES = "escapes", "Escapes found"
+    FAIL_SAFE_RATE = "fail_safe_rate", "Fail-safe rate"
+    REVIEW_BACKLOG = "review_backlog", "Review backlog"
+    REVIEW_WAIT = "review_wait", "Oldest open review item"
+    STATION_SILENT = "station_silent", "Station gone silent"
+    PREDICTION_QUEUE_AGE = "prediction_queue_age", "Oldest item waiting for its prediction"
+
+
+class AlertRule(models.Model):
+    """One condition watched on a line. What threshold, window and min_items mean depends on
+    the metric (monitoring.alert_rules.METRICS says, and the rules page shows it); the
+    defaults are created by alert_rules.ensure_default_rules."""
+
+    line = models.ForeignKey("inspection.Line", on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=30, choices=AlertMetric.choices)
+    threshold = models.FloatField()
+    window = models.PositiveIntegerField()
+    min_items = models.PositiveIntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["line", "metric"], name="alert_rule_unique_metric")
+        ]
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.line_id} {self.metric}"
+
+
+class AlertState(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Alert(models.Model):
+    """A rule's condition seen on a line (or one of its stations): open until resolved, by a
+    person or by the evaluation once the condition clears. One unresolved alert per rule and
+    station (dedup_key, a partial unique index), so a condition that lasts raises one alert."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    line = models.ForeignKey("inspection.Line", on_delete=models.CASCADE, related_name="+")
+    station = models.ForeignKey(
+        "inspection.Station", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    metric = models.CharField(max_length=30, choices=AlertMetric.choices)
+    dedup_key = models.CharField(max_length=60)
+    state = models.CharField(max_length=15, choices=AlertState.choices, default=AlertState.OPEN)
+    value = models.FloatField()
+    threshold = models.FloatField()
+    message = models.TextField()
+    last_value = models.FloatField(null=True, blank=True)
+    last_seen_at = models.DateTimeField()
+    opened_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(
+        max_length=150, blank=True, help_text="A user name, or 'monitoring' when it cleared."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dedup_key"],
+                condition=~models.Q(state="resolved"),
+                name="alert_one_unresolved_per_key",
+            )
+        ]
+        indexes = [models.Index(fields=["line", "state"], name="alert_line_state")]
+        ordering = ["-opened_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"alert #{self.pk} {self.metric} ({self.state})"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.state == AlertState.RESOLVED
+
+
+class MuteWindow(models.Model):
+    """A planned pause (changeover, maintenance): no alert of the line opens inside it."""
+
+    line = models.ForeignKey("inspection.Line", on_delete=models.CASCADE, related_name="+")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    reason = models.TextField()
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-start"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="mute_ends")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.line_id} muted {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
+
+
+class LineMonitoring(models.Model):
+    """A line's monitoring settings: where its alerts are sent, how it steps back on its own,
+    and since when its drift and concept figures count (the reference reset)."""
+
+    line = models.OneToOneField("inspection.Line", on_delete=models.CASCADE, related_name="+")
+    reference_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Drift windows and concept references count items from here.",
+    )
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_secret = models.CharField(max_length=200, blank=True)
+    step_back_enabled = models.BooleanField(
+        default=True, help_text="An escape or disagreement alert lowers the level one step."
+    )
+    step_back_floor = models.CharField(
+        max_length=20,
+        default="assist",
+        help_text="The lowest level stepping back goes to.",
+    )
+    drift_audit_fraction = models.FloatField(
+        default=0.2, help_text="A data-drift alert raises the audit rate to this (0: off)."
+    )
+    drift_lowers_level = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"monitoring of {self.line_id}"
+
+
+class AlertEvent(models.TextChoices):
+    OPENED = "opened", "Opened"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Gave up"
+
+
+class WebhookDelivery(models.Model):
+    """One alert event for the line's webhook: written with the event, in its transaction, so
+    nothing is lost on a restart; sent after commit and retried with backoff by
+    monitoring.webhooks. One row per alert and event: never sent twice for the same event."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=15, choices=AlertEvent.choices)
+    url = models.URLField(max_length=500)
+    body = models.TextField()
+    state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "event"], name="webhook_one_per_event")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(state="pending"),
+                name="webhook_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"alert #{self.alert_id} {self.event}: {self.state}"

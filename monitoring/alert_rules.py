@@ -35,7 +35,7 @@ from django.db.models import Min, Sum
 
 from inspection.escapes import final_escapes
 from inspection.models import Inspection, InspectionStatus, Line, ReviewItem, ReviewState, Station
-from inspection.services import OFFLINE_STATIONS
+from inspection.services import OFFLINE_STATIONS, log_line_event
 from loupe.common.errors import InvalidInput
 from monitoring import concept
 from monitoring.line_settings import reference_since
@@ -278,3 +278,39 @@ def validate_rule_values(metric: str, threshold, window, min_items) -> None:
         raise InvalidInput(f"{metric}: the window must be 10..5000 items")
     if metric in (M.ESCAPES, M.FAIL_SAFE_RATE, M.STATION_SILENT, M.DATA_DRIFT) and window < 1:
         raise InvalidInput(f"{metric}: the window must be at least 1 minute")
+
+
+@transaction.atomic
+def update_alert_rules(*, line: Line, values: dict[str, dict], changed_by: str) -> list[str]:
+    """Change the line's rules: `values` maps a metric to any of threshold, window, min_items,
+    enabled. Every value is checked before anything is stored (raises InvalidInput, changing
+    nothing); each changed field goes to the audit log. Returns "metric.field" changed."""
+    rules = {rule.metric: rule for rule in ensure_default_rules(line)}
+    for metric, fields in values.items():
+        unknown = set(fields) - {"threshold", "window", "min_items", "enabled"}
+        if metric not in rules or unknown:
+            raise InvalidInput(f"unknown alert rule or field: {metric} {sorted(unknown)}")
+        rule = rules[metric]
+        validate_rule_values(
+            metric,
+            fields.get("threshold", rule.threshold),
+            fields.get("window", rule.window),
+            fields.get("min_items", rule.min_items),
+        )
+    changed = []
+    for metric, fields in values.items():
+        rule = rules[metric]
+        dirty = [name for name, value in fields.items() if getattr(rule, name) != value]
+        for name in dirty:
+            log_line_event(
+                line=line,
+                field=f"alert_rule.{metric}.{name}"[:50],
+                old=getattr(rule, name),
+                new=fields[name],
+                changed_by=changed_by,
+            )
+            setattr(rule, name, fields[name])
+            changed.append(f"{metric}.{name}")
+        if dirty:
+            rule.save(update_fields=[*dirty, "updated_at"])
+    return changed

@@ -97,6 +97,15 @@ TABLE = {
     "lines/<int:pk>/escapes/": {"POST": LINE_CONTROL_FORM},
     # the monitoring page: whoever sees the line watches its history
     "lines/<int:pk>/monitoring/": {"GET": OWN_FOR_ROLES},
+    # alerts: whoever sees the line sees its alerts and rules; acting on them is line control
+    "alerts/": {"GET": PAGE_FOR_ROLES},
+    "alerts/<int:pk>/acknowledge/": {"POST": LINE_CONTROL},
+    "alerts/<int:pk>/resolve/": {"POST": LINE_CONTROL},
+    "lines/<int:pk>/alerts/": {"GET": OWN_FOR_ROLES},
+    "lines/<int:pk>/alerts/rules/": {"POST": LINE_CONTROL},
+    "lines/<int:pk>/alerts/mutes/": {"POST": LINE_CONTROL},
+    "lines/<int:pk>/alerts/reset/": {"POST": LINE_CONTROL},
+    "lines/<int:pk>/alerts/settings/": {"POST": LINE_CONTROL},
     "inspections/<int:pk>/": {"GET": OWN_FOR_ROLES},
     "inspections/<int:pk>/image": {"GET": OWN_FOR_ROLES},
     "inspections/<int:pk>/thumb": {"GET": OWN_FOR_ROLES},

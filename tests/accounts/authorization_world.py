@@ -44,6 +44,7 @@ class LineObjects:
     objects: dict = field(default_factory=dict)  # by admin model, for admin's object pages
     batch: object = None  # a finished batch prediction
     queue_measurement: object = None  # of no line: both lines get one, both are seen
+    alert: object = None  # an open alert of the line (its review backlog)
 
 
 def _labeled_line(name: str, author) -> LineObjects:
@@ -114,7 +115,9 @@ def _labeled_line(name: str, author) -> LineObjects:
     from ml.models import QueueMeasurement
 
     queue_measurement = QueueMeasurement.objects.create(params={}, result={})
+    alert = _open_alert(line)
     return LineObjects(
+        alert=alert,
         queue_measurement=queue_measurement,
         batch=batch,
         line=line,
@@ -131,6 +134,18 @@ def _labeled_line(name: str, author) -> LineObjects:
         run=run,
         objects=objects,
     )
+
+
+def _open_alert(line):
+    """The line's review backlog alert, opened by the evaluation (its one open item)."""
+    from monitoring import alert_rules, alerts
+    from monitoring.models import AlertRule
+
+    alert_rules.ensure_default_rules(line)
+    AlertRule.objects.filter(line=line, metric="review_backlog").update(threshold=1)
+    from django.utils import timezone
+
+    return next(a for a in alerts.evaluate_line(line, timezone.now()) if a.line_id == line.pk)
 
 
 def _zip(entries: dict) -> bytes:
@@ -216,6 +231,7 @@ OBJECT_OF_ROUTE = {
     "models/lines/<int:line_pk>/": "line",
     "models/runs/<int:pk>/": "run",
     "models/queue-measurements/<int:pk>/": "queue_measurement",
+    "alerts/<int:pk>/": "alert",
 }
 
 
@@ -328,6 +344,27 @@ for _action in ("keep", "release", "skip"):
 BODIES["POST", "api/v1/review/next"] = lambda o: _json({})
 # /metrics asked from an address not in LOUPE_METRICS_ALLOW: users on the plant network
 BODIES["GET", "metrics"] = lambda o: {"REMOTE_ADDR": "192.0.2.10"}
+# the alert pages' forms, as a supervisor fills them
+BODIES["POST", "lines/<int:pk>/alerts/rules/"] = lambda o: {
+    "data": {
+        "review_backlog-threshold": "100",
+        "review_backlog-window": "0",
+        "review_backlog-min_items": "0",
+        "review_backlog-enabled": "on",
+    }
+}
+BODIES["POST", "lines/<int:pk>/alerts/mutes/"] = lambda o: {
+    "data": {"end": "2099-01-01T10:00", "start": "2098-12-31T22:00", "reason": "changeover"}
+}
+BODIES["POST", "lines/<int:pk>/alerts/reset/"] = lambda o: {"data": {"reason": "variant B"}}
+BODIES["POST", "lines/<int:pk>/alerts/settings/"] = lambda o: {
+    "data": {
+        "webhook_url": "https://hooks.example.com/loupe",
+        "step_back_enabled": "on",
+        "step_back_floor": "assist",
+        "drift_audit_fraction": "0.2",
+    }
+}
 BODIES["POST", "api/v1/review/items/<int:pk>/decide"] = lambda o: _json({"decision": "accept"})
 
 ADMIN_LINE_OBJECTS = re.compile(r"admin/(\w+/\w+)/<path:object_id>/")

@@ -264,9 +264,10 @@ def rolling_windows(
 # From the database ---------------------------------------------------------------------------
 
 
-def _checked(line: Line, settled: datetime):
+def _checked(line: Line, settled: datetime, since: datetime | None):
     """The active model's primary predictions on items a human decided finally, since the
-    line's reference reset if it had one (the reference then is the first items after it)."""
+    line's reference reset if it had one (`since`: the reference then is the first items
+    after it)."""
     rows = Prediction.objects.filter(
         role=PredictionRole.PRIMARY,
         model_version_id=line.active_model_id,
@@ -275,7 +276,6 @@ def _checked(line: Line, settled: datetime):
         inspection__review_item__model_agrees__isnull=False,
         inspection__review_item__decided_at__lte=settled,
     )
-    since = reference_since(line)
     if since is not None:
         rows = rows.filter(inspection__review_item__decided_at__gte=since)
     return rows
@@ -308,10 +308,16 @@ def _p_correct_expression():
     )
 
 
-def _span_tally(line: Line, start: datetime, settled: datetime, limit: int = SPAN_LIMIT) -> Tally:
+def _span_tally(
+    line: Line,
+    start: datetime,
+    settled: datetime,
+    since: datetime | None = None,
+    limit: int = SPAN_LIMIT,
+) -> Tally:
     """A time window's counts (of its latest `limit` checked items) in one aggregate query."""
     latest = (
-        _checked(line, settled)
+        _checked(line, settled, since)
         .filter(inspection__review_item__decided_at__gte=start)
         .order_by(*NEWEST)
         .values("pk")[:limit]
@@ -369,7 +375,9 @@ def latest_window(
     if line.active_model_id is None:
         return None
     now = now or timezone.now()
-    blind = _checked(line, now - undo_window()).filter(inspection__review_item__shows_model=False)
+    blind = _checked(line, now - undo_window(), reference_since(line)).filter(
+        inspection__review_item__shows_model=False
+    )
     reference_items = _items(
         blind.order_by("inspection__review_item__decided_at", "pk")[:REFERENCE_ITEMS]
     )
@@ -387,7 +395,8 @@ def concept_summary(
         return {"active_model": False, "windows": [], "chart": {"windows": []}}
     now = now or timezone.now()
     settled = now - undo_window()
-    checked = _checked(line, settled)
+    since = reference_since(line)
+    checked = _checked(line, settled, since)
     blind = checked.filter(inspection__review_item__shows_model=False)
     reference_items = _items(
         blind.order_by("inspection__review_item__decided_at", "pk")[:REFERENCE_ITEMS]
@@ -399,7 +408,7 @@ def concept_summary(
         judge(window_of(f"last {size}", latest[-size:], latest_all[-size:]), reference)
         for size in WINDOW_SIZES
     ]
-    span_tally = _span_tally(line, now - span, settled)
+    span_tally = _span_tally(line, now - span, settled, since)
     if span_tally.all_items >= SPAN_LIMIT:
         span_label = f"{span_label} (latest {SPAN_LIMIT:,} checked items)"
     windows.append(judge(Window(span_label, span_tally, now - span, settled), reference))

@@ -182,6 +182,7 @@ class DatabaseFigures:
         yield from agreement_figures(since=since)
         yield escape_figures()
         yield from queue_figures(names, now=now)
+        yield alert_figures()
 
 
 def line_figures(lines: list[dict]):
@@ -331,6 +332,20 @@ def escape_figures() -> CounterMetricFamily:
             [row["line__name"], row["model_version__name"] or "", row["source"]], row["count"]
         )
     return escapes
+
+
+def alert_figures() -> GaugeMetricFamily:
+    from monitoring.alerts import unresolved_alerts
+
+    alerts = _gauge(
+        "loupe_open_alerts",
+        "Unresolved alerts (open or acknowledged) per line, rule metric and state.",
+        ["line", "metric", "state"],
+    )
+    rows = unresolved_alerts().values("line__name", "metric", "state").annotate(n=Count("id"))
+    for row in rows.order_by():
+        alerts.add_metric([row["line__name"], row["metric"], row["state"]], row["n"])
+    return alerts
 
 
 def _waiting_work(names: dict[int, str], now):

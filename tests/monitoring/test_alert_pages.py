@@ -142,3 +142,17 @@ def test_the_webhook_secret_is_kept_when_left_empty_and_never_shown(alerted):
     assert (config.webhook_secret, config.step_back_floor) == ("s3cret-value", "partial")
     assert "s3cret-value" not in client.get(f"/lines/{line.pk}/alerts/").content.decode()
     assert "s3cret-value" not in "".join(LineChange.objects.values_list("new_value", flat=True))
+
+
+def test_metrics_counts_the_unresolved_alerts(alerted, client, settings, tmp_path):
+    from monitoring.alerts import acknowledge_alert
+    from tests.metrics.conftest import Scrape
+
+    settings.LOUPE_METRICS_DIR = tmp_path / "metrics"
+    settings.LOUPE_METRICS_TOKEN = ""
+    _, alert, _ = alerted
+    acknowledge_alert(alert=alert, user="sam")
+    response = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+    figures = Scrape(response.content.decode())
+    labels = {"line": "page-line", "metric": "review_backlog", "state": "acknowledged"}
+    assert figures.value("loupe_open_alerts", **labels) == 1

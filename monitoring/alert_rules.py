@@ -37,7 +37,7 @@ from inspection.escapes import final_escapes
 from inspection.models import Inspection, InspectionStatus, Line, ReviewItem, ReviewState, Station
 from inspection.services import OFFLINE_STATIONS, log_line_event
 from loupe.common.errors import InvalidInput
-from monitoring import concept
+from monitoring import concept, thresholds
 from monitoring.line_settings import reference_since
 from monitoring.models import AlertMetric, AlertRule, Bucket, DriftCheck, DriftVerdict, Width
 
@@ -67,8 +67,12 @@ METRICS: dict[str, MetricSpec] = {
         0, 200, 50, "and miss rate at least (%)", "latest unbiased items", "items at least"
     ),
     M.ESCAPES: MetricSpec(3, 60, 0, "escapes at least", "within (min)", "unused"),
-    M.FAIL_SAFE_RATE: MetricSpec(1.0, 15, 50, "fail-safe share (%)", "within (min)", "items"),
-    M.REVIEW_BACKLOG: MetricSpec(250, 0, 0, "open review items", "unused", "unused"),
+    M.FAIL_SAFE_RATE: MetricSpec(
+        thresholds.FAIL_SAFE_PCT, 15, 50, "fail-safe share (%)", "within (min)", "items"
+    ),
+    M.REVIEW_BACKLOG: MetricSpec(
+        thresholds.REVIEW_BACKLOG, 0, 0, "open review items", "unused", "unused"
+    ),
     M.REVIEW_WAIT: MetricSpec(30, 0, 0, "oldest open item's age (min)", "unused", "unused"),
     M.STATION_SILENT: MetricSpec(
         10, 60, 20, "silent for (min)", "posted in the (min) before", "items at least", True
@@ -101,6 +105,24 @@ def ensure_default_rules(line: Line) -> list[AlertRule]:
         except IntegrityError:  # created meanwhile
             existing[metric] = AlertRule.objects.get(line=line, metric=metric)
     return [existing[metric] for metric in METRICS]
+
+
+def rules_for(line: Line) -> list[AlertRule]:
+    """The line's rules in METRICS' order, a missing one as its unsaved default: for pages,
+    which never write (the evaluation and the first edit create them)."""
+    existing = {rule.metric: rule for rule in AlertRule.objects.filter(line=line)}
+    return [
+        existing.get(metric)
+        or AlertRule(
+            line=line,
+            metric=metric,
+            threshold=spec.threshold,
+            window=spec.window,
+            min_items=spec.min_items,
+            enabled=spec.enabled,
+        )
+        for metric, spec in METRICS.items()
+    ]
 
 
 @dataclass(frozen=True)

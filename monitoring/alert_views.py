@@ -55,7 +55,7 @@ def alerts_page(request):
 @permission_required(CAN_VIEW_LINES, raise_exception=True)
 def line_alert_rules(request, pk):
     line = _line(request, pk)
-    rules = alert_rules.ensure_default_rules(line)
+    rules = alert_rules.rules_for(line)
     return render(
         request,
         "monitoring/rules.html",
@@ -65,7 +65,7 @@ def line_alert_rules(request, pk):
             "open_alerts": alerts.open_alerts_for(request.user, line),
             "recent_alerts": alerts.recent_alerts(line),
             "mutes": alerts.mute_windows(line),
-            "config": line_settings.settings_for(line),
+            "config": line_settings.settings_or_defaults(line),
             "floors": [
                 (level, AutomationLevel(level).label) for level in line_settings.STEP_BACK_FLOORS
             ],

@@ -35,6 +35,11 @@ def settings_for(line: Line) -> LineMonitoring:
     return row
 
 
+def settings_or_defaults(line: Line) -> LineMonitoring:
+    """The line's settings, or unsaved defaults: for pages, which never write."""
+    return LineMonitoring.objects.filter(line=line).first() or LineMonitoring(line=line)
+
+
 def reference_since(line: Line | int) -> datetime | None:
     """Since when the line's (a Line or its id) drift windows and concept references count
     (None: always)."""

@@ -156,3 +156,16 @@ def test_metrics_counts_the_unresolved_alerts(alerted, client, settings, tmp_pat
     figures = Scrape(response.content.decode())
     labels = {"line": "page-line", "metric": "review_backlog", "state": "acknowledged"}
     assert figures.value("loupe_open_alerts", **labels) == 1
+
+
+def test_the_rules_page_shows_the_defaults_without_writing_them(make_line, client, settings):
+    from accounts.services import create_user
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    line = make_line("fresh-line")
+    client.force_login(
+        create_user(username="sue", role="supervisor", line_names=[line.name], password=PASSWORD)
+    )
+    page = client.get(f"/lines/{line.pk}/alerts/").content.decode()
+    assert 'name="prediction_queue_age-threshold" value="120"' in page
+    assert not AlertRule.objects.exists() and not LineMonitoring.objects.exists()

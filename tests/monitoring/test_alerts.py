@@ -273,3 +273,22 @@ def test_open_alerts_show_only_to_users_of_the_line(human_line, make_line, seed)
     )
     assert alerts.open_alerts_for(ours).count() == 1
     assert alerts.open_alerts_for(theirs).count() == 0
+
+
+def test_alerts_are_evaluated_and_webhooks_swept_every_minute_on_the_datasets_queue():
+    from loupe.periodic import periodic_jobs
+
+    jobs = {job.task.name: job for job in periodic_jobs()}
+    for name in ("monitoring.evaluate_alerts", "monitoring.send_due_webhooks"):
+        assert (jobs[name].every_s, jobs[name].queue) == (60.0, "datasets")
+
+
+def test_the_charts_draw_the_fail_safe_and_backlog_lines_at_the_rules_thresholds(human_line):
+    from monitoring.thresholds import thresholds_for
+
+    line, _ = human_line
+    assert thresholds_for(line, timezone.now()).review_backlog == 250
+    rule(line, M.REVIEW_BACKLOG, threshold=40)
+    rule(line, M.FAIL_SAFE_RATE, threshold=2.5)
+    drawn = thresholds_for(line, timezone.now())
+    assert (drawn.review_backlog, drawn.fail_safe_pct) == (40, 2.5)

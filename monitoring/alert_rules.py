@@ -175,18 +175,26 @@ def _data_drift(rule: AlertRule, line: Line, now: datetime) -> list[Finding]:
 
 
 def _concept(rule: AlertRule, line: Line, now: datetime, name: str, label: str) -> list[Finding]:
-    window = concept.latest_window(line, size=rule.window, min_items=rule.min_items, now=now)
-    if window is None or window.verdict == concept.TOO_FEW:
+    judged = concept.latest_window(line, size=rule.window, min_items=rule.min_items, now=now)
+    if judged is None or judged[0].verdict == concept.TOO_FEW:
         return [Finding(None)]
+    window, reference = judged
     rate = getattr(window, name)
     pct = 100 * (rate.rate or 0.0)
     low, high = rate.interval
-    firing = name in window.reasons and pct >= rule.threshold
-    message = (
+    reference_high = getattr(reference, name).interval[1]
+    figures = (
         f"{label} {pct:.1f}% (95% {100 * low:.1f}–{100 * high:.1f}%) over the last "
-        f"{window.items} unbiased items, above the model's first items"
+        f"{window.items} unbiased items; the model's first {reference.items}: up to "
+        f"{100 * reference_high:.1f}%"
     )
-    return [Finding(firing, round(pct, 2), message)]
+    if name in window.reasons and pct >= rule.threshold:
+        return [Finding(True, round(pct, 2), figures)]
+    # cleared only once the rate itself is back within the reference's interval: a window
+    # hovering at the edge would otherwise resolve and reopen, stepping the line back again
+    if (rate.rate or 0.0) > reference_high:
+        return [Finding(None)]
+    return [Finding(False, round(pct, 2), figures)]
 
 
 def _escapes(rule: AlertRule, line: Line, now: datetime) -> list[Finding]:
@@ -214,7 +222,8 @@ def _open_reviews(line: Line):
 
 def _review_backlog(rule: AlertRule, line: Line, now: datetime) -> list[Finding]:
     count = _open_reviews(line).count()
-    return [Finding(count >= rule.threshold, count, f"{count} review items open")]
+    message = f"{count} open review item{'s' if count != 1 else ''}"
+    return [Finding(count >= rule.threshold, count, message)]
 
 
 def _review_wait(rule: AlertRule, line: Line, now: datetime) -> list[Finding]:

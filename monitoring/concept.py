@@ -369,9 +369,10 @@ def estimate_latest(line: Line, limit: int = ESTIMATE_ITEMS) -> Estimate:
 
 def latest_window(
     line: Line, *, size: int, min_items: int = MIN_ITEMS, now: datetime | None = None
-) -> Window | None:
-    """The latest `size` final unbiased items of the active model, judged against its
-    reference as the page judges its windows (the alerts' figure); None without a model."""
+) -> tuple[Window, Window] | None:
+    """The latest `size` final unbiased items of the active model judged against its
+    reference as the page judges its windows, and that reference (the alerts' figures);
+    None without an active model."""
     if line.active_model_id is None:
         return None
     now = now or timezone.now()
@@ -383,7 +384,7 @@ def latest_window(
     )
     reference = window_of(f"reference: first {len(reference_items)}", reference_items)
     latest = _items(blind.order_by(*NEWEST)[:size])
-    return judge(window_of(f"last {size}", latest), reference, min_items=min_items)
+    return judge(window_of(f"last {size}", latest), reference, min_items=min_items), reference
 
 
 def concept_summary(

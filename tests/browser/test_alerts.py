@@ -24,7 +24,7 @@ def test_a_supervisor_acknowledges_with_the_keyboard_and_resolves_with_a_click(
     assert page.locator("#topbar-alerts").inner_text() == "1 alert"
     row = page.locator(f"#alert-{first.pk}")
     assert row.get_attribute("data-state") == "open"
-    assert "1 review items open" in row.inner_text()
+    assert "1 open review item" in row.inner_text()
     screenshot(page, "line-alerts")
 
     row.locator("button[data-action=acknowledge]").focus()

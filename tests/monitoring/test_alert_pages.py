@@ -46,7 +46,7 @@ def test_the_top_bar_counts_open_alerts_of_the_users_lines_only(alerted):
     line, alert, users = alerted
     page = client_of(users["inspector"]).get(f"/lines/{line.pk}/").content.decode()
     assert 'id="topbar-alerts"' in page and "1 alert<" in page
-    assert f'id="alert-{alert.pk}"' in page and "2 review items open" not in page
+    assert f'id="alert-{alert.pk}"' in page and "2 open review items" not in page
     assert 'data-action="acknowledge"' not in page  # an inspector only sees it
     other = client_of(users["stranger"]).get("/lines/").content.decode()
     assert 'id="topbar-alerts"' not in other

@@ -65,7 +65,7 @@ def test_an_alert_opens_once_stays_deduplicated_and_clears_by_itself(human_line,
     assert evaluate_alerts() == []
     alert = Alert.objects.get()
     assert (alert.state, alert.value, alert.last_value) == (AlertState.OPEN, 2, 3)
-    assert alert.message == "2 review items open"
+    assert alert.message == "2 open review items"
 
     from accounts.services import create_user
 

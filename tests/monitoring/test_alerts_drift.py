@@ -130,7 +130,7 @@ def test_disagreement_drift_opens_an_alert_and_the_reset_starts_its_reference_ov
         decide(seed(cam1, f"d{n}", p=0.1), "reject", user)
     _settle()
     (alert,) = evaluate_alerts()
-    window = concept.latest_window(line, size=20, min_items=10)
+    window, _ = concept.latest_window(line, size=20, min_items=10)
     assert window.verdict == concept.DRIFT and "disagreement" in window.reasons
     assert alert.value == 100.0
     assert alert.message.startswith("disagreement 100.0% (95% ")
@@ -138,5 +138,40 @@ def test_disagreement_drift_opens_an_alert_and_the_reset_starts_its_reference_ov
     alerts.reset_references(line=line, user="sam", reason="new spec from today")
     alert.refresh_from_db()
     assert alert.state == AlertState.RESOLVED
-    assert concept.latest_window(line, size=20, min_items=10).verdict == concept.TOO_FEW
+    assert concept.latest_window(line, size=20, min_items=10)[0].verdict == concept.TOO_FEW
     assert evaluate_alerts() == []
+
+
+def test_a_disagreement_alert_clears_only_once_the_rate_is_back_in_the_reference_range(
+    model_line, monkeypatch
+):
+    """A window at the edge (its interval overlapping the reference's again, its rate still
+    above) keeps the alert as it is: resolving and reopening would step the line back twice."""
+    from inspection.models import Outcome
+    from monitoring.concept import CheckedItem, judge, window_of
+
+    line, _ = model_line
+    only(line, M.DISAGREEMENT_DRIFT, window=100)
+
+    def items(agree, disagree):
+        good = CheckedItem(0.1, 0.8, Outcome.ACCEPT, True, True)
+        missed = CheckedItem(0.1, 0.8, Outcome.REJECT, False, True)
+        return [good] * agree + [missed] * disagree
+
+    reference = window_of("ref", items(190, 10))  # 5%, up to about 9%
+    windows = {"now": items(80, 20)}
+    monkeypatch.setattr(
+        concept,
+        "latest_window",
+        lambda line, **kw: (judge(window_of("w", windows["now"]), reference), reference),
+    )
+    (alert,) = evaluate_alerts()
+    windows["now"] = items(88, 12)  # 12%: no longer apart from the reference, still above it
+    assert judge(window_of("w", windows["now"]), reference).verdict == concept.OK
+    assert evaluate_alerts() == []
+    alert.refresh_from_db()
+    assert alert.state == AlertState.OPEN
+    windows["now"] = items(95, 5)
+    evaluate_alerts()
+    alert.refresh_from_db()
+    assert alert.state == AlertState.RESOLVED

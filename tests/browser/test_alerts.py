@@ -28,15 +28,15 @@ def test_a_supervisor_acknowledges_with_the_keyboard_and_resolves_with_a_click(
     screenshot(page, "line-alerts")
 
     row.locator("button[data-action=acknowledge]").focus()
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"**/lines/{line.pk}/")
+    with page.expect_navigation():  # the same URL again: wait for the new page, not the old
+        page.keyboard.press("Enter")
     row = page.locator(f"#alert-{first.pk}")
     assert row.get_attribute("data-state") == "acknowledged"
     assert row.locator("button[data-action=acknowledge]").count() == 0
     assert "acknowledged" in page.locator(".messages").inner_text()
 
-    row.locator("button[data-action=resolve]").click()
-    page.wait_for_url(f"**/lines/{line.pk}/")
+    with page.expect_navigation():
+        row.locator("button[data-action=resolve]").click()
     assert page.locator(f"#alert-{first.pk}").count() == 0
     assert page.locator("#no-alerts").is_visible()
     assert page.locator("#topbar-alerts").count() == 0

@@ -44,3 +44,10 @@ def test_a_supervisor_acknowledges_with_the_keyboard_and_resolves_with_a_click(
     assert f"#{first.pk} acknowledged: Review backlog" in log
     assert f"#{first.pk} resolved: Review backlog" in log
     assert page.evaluate("window.__cspViolations") + console == []
+
+    page.click("#alert-rules-link")
+    page.wait_for_url(f"**/lines/{line.pk}/alerts/")
+    assert page.locator("#rules tbody tr").count() == len(alert_rules.METRICS)
+    assert "#1 resolved" not in page.locator("#recent-alerts").inner_text()
+    assert page.locator(f"#recent-alerts >> text={first.message}").count() == 1
+    screenshot(page, "line-alert-rules")

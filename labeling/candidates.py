@@ -9,7 +9,7 @@ datasets queue (labeling.tasks), never on the inference queue: scoring a pool ta
 """
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 
 from django.db.models import Exists, OuterRef, Q
@@ -114,7 +114,10 @@ def find_candidates(line: Line, *, pool: CandidatePool = DEFAULT_POOL, strategy=
     """
     from ml.engine import active_learning
 
-    strategy = strategy or active_learning.DEFAULT_STRATEGY
+    # uncertainty peaks where this line decides (a threshold of 0 or 1 rejects all or none)
+    strategy = strategy or replace(
+        active_learning.DEFAULT_STRATEGY, boundary=min(max(line.reject_threshold, 0.01), 0.99)
+    )
     used = {**strategy.to_dict(), "pool": pool.to_dict()}
     version = line.active_model
     if version is None:

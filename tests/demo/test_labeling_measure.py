@@ -31,7 +31,7 @@ def test_the_queue_puts_the_new_type_first_and_the_result_is_printed_and_stored(
         "seconds",
         "measurement",
     }
-    assert set(result["orders"]) == {"queue", "random", "arrival"}
+    assert set(result["orders"]) == {"queue", "random"}  # arrival only when asked
     steps = list(QUICK.steps)
     for order in result["orders"].values():
         assert [p["labeled"] for p in order["curve"]] == steps
@@ -79,6 +79,8 @@ def test_the_verdict_counts_an_order_that_never_reaches_the_target_as_needing_mo
         (["--steps", "30,20"], "increasing"),
         (["--pool", "20", "--steps", "10,40"], "exceeds the pool"),
         (["--seeds", "0"], "at least 1"),
+        (["--orders", "queue,arrival"], "queue, random"),
+        (["--orders", "queue,random,alphabetical"], "queue, random"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(args, message):

@@ -14,6 +14,10 @@ def _steps(text: str) -> tuple[int, ...]:
         raise CommandError(f"--steps takes numbers separated by commas, not {text!r}") from error
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 class Command(BaseCommand):
     help = (
         "Measure the labeling queue's order against random and arrival order: from one pool "
@@ -29,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--seeds", type=int, help="how many seeds (default 3, quick 1)")
         parser.add_argument("--pool", type=int, help="items in the pool (default 400)")
         parser.add_argument("--steps", type=_steps, help="labeled items per step, e.g. 10,20,40")
+        parser.add_argument(
+            "--orders",
+            type=_names,
+            help="orders to measure, e.g. queue,random,arrival (default queue,random)",
+        )
         parser.add_argument("--work-dir", type=Path, help="keep the generated images here")
         parser.add_argument("--no-save", action="store_true", help="print only; store nothing")
 
@@ -43,6 +52,8 @@ class Command(BaseCommand):
             overrides["pool_images"] = opts["pool"]
         if opts["steps"] is not None:
             overrides["steps"] = opts["steps"]
+        if opts["orders"] is not None:
+            overrides["orders"] = opts["orders"]
         try:
             settings = MeasureSettings(**{**settings.__dict__, **overrides})
         except ValueError as error:

@@ -30,16 +30,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 DRIFT_PASSWORD = "drift-demo-password-1"
-FIRST_RUN = {
-    "epochs": 24,
-    "input_size": 64,
-    "learning_rates": [0.003],
-    "augmentations": [0.25],
-    "trial_epochs": 1,
-    "tune_budget_s": 120,
-    "train_budget_s": 900,
-    "warm_start": False,
-}
+
+
+def _first_run() -> dict:
+    # setup_demo's first run (24 epochs at 64 px): the same recipe, so the same model quality
+    from demo.first_model import FIRST_RUN
+
+    return dict(FIRST_RUN)
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class DriftSettings:
     evaluate_every: int = 25
     accept_threshold: float = 0.2
     reject_threshold: float = 0.8
-    first_run: dict = field(default_factory=lambda: dict(FIRST_RUN))
+    first_run: dict = field(default_factory=_first_run)
 
     def new_type_weight(self) -> float:
         share_of_defects = self.new_type_share / 0.5

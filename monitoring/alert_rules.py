@@ -15,8 +15,10 @@ Defaults, and why:
 - disagreement drift: concept.judge on the last 100 unbiased items (intervals apart from the
   reference's), at least 50 of them; threshold 0% adds no floor of its own.
 - miss-rate drift: the same on the last 200 (a miss rate needs defective items).
-- escapes: 3 found in 60 min. One now and then is what a model with a non-zero miss rate
-  does; the rate is the drift rule's, a burst is this one's.
+- escapes: 3 found in 60 min, and more than the model's reference miss rate makes likely at
+  the audits of those minutes (binomial tail below ESCAPE_BURST_ALPHA). One now and then is
+  what a model with a non-zero miss rate does: 3 an hour is routine for a 2% miss rate at 150
+  audits an hour. The rate is the drift rule's, a burst is this one's.
 - fail-safe rate: 1% of 50+ routed items over 15 min (monitoring.thresholds' line).
 - review backlog: 250 open items, about an hour's work for one inspector.
 - oldest open review item: 30 min.
@@ -32,9 +34,21 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Min, Sum
+from scipy import stats
 
+from inspection.decisions import undo_window
 from inspection.escapes import final_escapes
-from inspection.models import Inspection, InspectionStatus, Line, ReviewItem, ReviewState, Station
+from inspection.models import (
+    DecidedBy,
+    Inspection,
+    InspectionStatus,
+    Line,
+    Outcome,
+    ReviewItem,
+    ReviewReason,
+    ReviewState,
+    Station,
+)
 from inspection.services import OFFLINE_STATIONS, log_line_event
 from loupe.common.errors import InvalidInput
 from monitoring import concept, thresholds
@@ -42,6 +56,7 @@ from monitoring.line_settings import reference_since
 from monitoring.models import AlertMetric, AlertRule, Bucket, DriftCheck, DriftVerdict, Width
 
 M = AlertMetric
+ESCAPE_BURST_ALPHA = 0.01
 
 
 @dataclass(frozen=True)
@@ -197,11 +212,48 @@ def _concept(rule: AlertRule, line: Line, now: datetime, name: str, label: str) 
     return [Finding(False, round(pct, 2), figures)]
 
 
+def _audited_accepts(line: Line, since: datetime, now: datetime) -> int:
+    """Model accepts a human audited, with the audit final, in the window."""
+    return ReviewItem.objects.filter(
+        inspection__line=line,
+        reason=ReviewReason.AUDIT,
+        state=ReviewState.DECIDED,
+        decided_at__gte=since,
+        decided_at__lte=now - undo_window(),
+        inspection__decision__decided_by=DecidedBy.MODEL,
+        inspection__decision__outcome=Outcome.ACCEPT,
+    ).count()
+
+
+def escape_burst_p(found: int, audited_accepts: int, reference) -> float | None:
+    """How likely `found` or more escapes are among `audited_accepts` audited model accepts
+    if the model still missed as often as in its reference (the share of the reference's
+    unbiased accepts that were defective, Jeffreys-smoothed so a reference without a miss
+    still expects a few); None without a reference. A reported escape counts as one more
+    accept checked. Pure."""
+    figures = reference.tally.unbiased if reference is not None else None
+    if figures is None or figures.items < concept.MIN_ITEMS:
+        return None
+    accepts = figures.agreeing - figures.defective + 2 * figures.missed
+    rate = (figures.missed + 0.5) / (accepts + 1)
+    return float(stats.binom.sf(found - 1, max(audited_accepts, found), rate))
+
+
 def _escapes(rule: AlertRule, line: Line, now: datetime) -> list[Finding]:
     since = now - timedelta(minutes=rule.window)
     count = final_escapes(now).filter(line=line, recorded_at__gte=since).count()
     message = f"{count} escape(s) found in the last {rule.window} min"
-    return [Finding(count >= rule.threshold, count, message)]
+    if count < rule.threshold:
+        return [Finding(False, count, message)]
+    # a burst is more escapes than the model's own miss rate gives at this many audits: the
+    # same count is news at 20 audits an hour and noise at 500
+    judged = concept.latest_window(line, size=concept.REFERENCE_ITEMS, now=now)
+    audited = _audited_accepts(line, since, now)
+    p = escape_burst_p(count, audited, judged[1] if judged else None)
+    if p is None:
+        return [Finding(True, count, message)]
+    message += f" among {audited} audited accepts (p = {p:.4f} at the model's reference rate)"
+    return [Finding(p < ESCAPE_BURST_ALPHA, count, message)]
 
 
 def _fail_safe_rate(rule: AlertRule, line: Line, now: datetime) -> list[Finding]:

@@ -14,7 +14,8 @@ Defaults, and why:
   older than 60 min says nothing about now and leaves an open alert as it is.
 - disagreement drift: concept.judge on the last 100 unbiased items (intervals apart from the
   reference's), at least 50 of them; threshold 0% adds no floor of its own.
-- miss-rate drift: the same on the last 200 (a miss rate needs defective items).
+- miss-rate drift: the same on the last 100: a longer window holds more defective items but
+  waits twice as long for a new defect type's misses to outweigh the old ones.
 - escapes: 3 found in 60 min, and more than the model's reference miss rate makes likely at
   the audits of those minutes (binomial tail below ESCAPE_BURST_ALPHA). One now and then is
   what a model with a non-zero miss rate does: 3 an hour is routine for a 2% miss rate at 150
@@ -79,7 +80,7 @@ METRICS: dict[str, MetricSpec] = {
         0, 100, 50, "and disagreement at least (%)", "latest unbiased items", "items at least"
     ),
     M.ESCAPE_RATE_DRIFT: MetricSpec(
-        0, 200, 50, "and miss rate at least (%)", "latest unbiased items", "items at least"
+        0, 100, 50, "and miss rate at least (%)", "latest unbiased items", "items at least"
     ),
     M.ESCAPES: MetricSpec(3, 60, 0, "escapes at least", "within (min)", "unused"),
     M.FAIL_SAFE_RATE: MetricSpec(

@@ -18,10 +18,11 @@ The rule (`judge`): a window shows concept drift when it has at least MIN_ITEMS 
 and, for disagreement or for the escape rate, Fisher's exact test (scipy.stats, one-sided) says
 its count is higher than the reference's with p below DRIFT_ALPHA. The reference is the active
 model's first REFERENCE_ITEMS final unbiased items on the line: the model as it was judged when
-it started. The exact test weighs the reference's own noise (it is a sample too) and, unlike
-asking two 95% intervals not to overlap (this module's first rule, about p < 0.003), sees a
-miss rate go from 2% to 6% within 100 checked items, the most a new defect type on 5% of items
-gives in that many. With few defective items the escape test has little power and stays
+it started. The exact test weighs the reference's own noise (it is a sample too) and needs
+less than asking two 95% intervals not to overlap (this module's first rule): against 4 of the
+reference's 200, it calls 9 of the latest 100 drift where the intervals waited for 10, and 8
+of 100 is p 0.017, so a new defect type must add about 5 misses per 100 checked items to be
+seen within them. With few defective items the escape test has little power and stays
 silent: honest, since few defects say little about misses. The page shows the intervals.
 
 Beside them, CBPE (NannyML's confidence-based performance estimation): if the model's

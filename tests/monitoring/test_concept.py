@@ -196,3 +196,15 @@ def test_the_page_shows_the_section_for_its_line_and_404s_for_another(
     assert data["windows"][-1]["disagreement"]["count"] == 2
     assert data["reference"]["items"] == 8
     assert client.get(f"/lines/{other.pk}/monitoring/").status_code == 404
+
+
+def test_fishers_exact_test_calls_nine_in_a_hundred_drift_against_four_in_two_hundred():
+    # every item defect-free by the human, the model rejecting some: disagreement only
+    reference = window_of("ref", items(196, 0, 4))
+    assert judge(window_of("9", items(91, 0, 9)), reference).reasons == ("disagreement",)
+    assert judge(window_of("8", items(92, 0, 8)), reference).verdict == concept.OK
+    # the two 95% intervals still overlap at 9: the exact test sees it one item sooner
+    assert (
+        window_of("9", items(91, 0, 9)).disagreement.interval[0]
+        < (reference.disagreement.interval[1])
+    )

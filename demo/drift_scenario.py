@@ -54,8 +54,7 @@ class DriftSettings:
     shift_blur: float = 1.5
     shift_max_items: int = 600
     new_type: str = "discoloration"
-    # the share of all items of the new type (half the items are defective, the four old
-    # types weigh 1 each: a weight of 4/9 puts the new type on 5% of items)
+    # the share of all items that hold the new type (new_type_weight)
     new_type_share: float = 0.05
     new_type_max_items: int = 3000
     audit_fraction: float = 0.02
@@ -65,8 +64,20 @@ class DriftSettings:
     first_run: dict = field(default_factory=_first_run)
 
     def new_type_weight(self) -> float:
-        share_of_defects = self.new_type_share / 0.5
-        return 4.0 * share_of_defects / (1.0 - share_of_defects)
+        """The new type's weight beside the four old types (1 each) that puts it on
+        new_type_share of all items. Half the items are defective, each with 1 to max_defects
+        defects drawn by weight, so one holds the new type with chance 1 - (1 - q)^k for k
+        defects at q = weight / (4 + weight): solved for q by bisection."""
+        from ml.engine.generator import SurfaceConfig
+
+        most = SurfaceConfig().max_defects
+        target = self.new_type_share / 0.5
+        low, high = 0.0, 1.0
+        for _ in range(60):
+            q = (low + high) / 2
+            holds = sum(1 - (1 - q) ** k for k in range(1, most + 1)) / most
+            low, high = (q, high) if holds < target else (low, q)
+        return 4.0 * q / (1.0 - q)
 
 
 @dataclass

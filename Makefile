@@ -16,9 +16,10 @@ venv:
 services:
 	@scripts/ensure_services.sh
 
+# the slowest tests are printed, so a run over its 25 minutes says where the time went
 test: venv services
-	$(TEST_ENV) $(VENV)/bin/pytest tests/ml_engine -p no:django
-	$(TEST_ENV) $(VENV)/bin/pytest tests --ignore=tests/ml_engine --ignore=tests/drift_demo
+	$(TEST_ENV) $(VENV)/bin/pytest tests/ml_engine -p no:django --durations=10
+	$(TEST_ENV) $(VENV)/bin/pytest tests --ignore=tests/ml_engine --ignore=tests/drift_demo --durations=25
 
 test-engine: venv
 	$(VENV)/bin/pytest tests/ml_engine -p no:django

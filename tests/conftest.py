@@ -28,9 +28,14 @@ def _plain_http(request):
     if not _django_enabled(request):
         yield
         return
+    from django.conf import settings
     from django.test.utils import override_settings
 
-    with override_settings(SECURE_SSL_REDIRECT=False):
+    # PBKDF2 takes 0.57 s a password here, paid on every user a test creates and every login:
+    # most of the suite's time per test. MD5 hashes the suite's own users (never a real one);
+    # PBKDF2 stays listed, so a password hashed by a process the suite starts still checks.
+    hashers = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+    with override_settings(SECURE_SSL_REDIRECT=False, PASSWORD_HASHERS=hashers):
         yield
 
 

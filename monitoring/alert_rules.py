@@ -248,9 +248,8 @@ def _escapes(rule: AlertRule, line: Line, now: datetime) -> list[Finding]:
         return [Finding(False, count, message)]
     # a burst is more escapes than the model's own miss rate gives at this many audits: the
     # same count is news at 20 audits an hour and noise at 500
-    judged = concept.latest_window(line, size=concept.REFERENCE_ITEMS, now=now)
     audited = _audited_accepts(line, since, now)
-    p = escape_burst_p(count, audited, judged[1] if judged else None)
+    p = escape_burst_p(count, audited, concept.reference_window(line, now))
     if p is None:
         return [Finding(True, count, message)]
     message += f" among {audited} audited accepts (p = {p:.4f} at the model's reference rate)"

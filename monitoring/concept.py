@@ -377,6 +377,24 @@ def estimate_latest(line: Line, limit: int = ESTIMATE_ITEMS) -> Estimate:
     )
 
 
+def _blind(line: Line, now: datetime):
+    return _checked(line, now - undo_window(), reference_since(line)).filter(
+        inspection__review_item__shows_model=False
+    )
+
+
+def _reference(blind) -> Window:
+    items = _items(blind.order_by("inspection__review_item__decided_at", "pk")[:REFERENCE_ITEMS])
+    return window_of(f"reference: first {len(items)}", items)
+
+
+def reference_window(line: Line, now: datetime | None = None) -> Window | None:
+    """The active model's reference (its first final unbiased items); None without a model."""
+    if line.active_model_id is None:
+        return None
+    return _reference(_blind(line, now or timezone.now()))
+
+
 def latest_window(
     line: Line, *, size: int, min_items: int = MIN_ITEMS, now: datetime | None = None
 ) -> tuple[Window, Window] | None:
@@ -386,13 +404,8 @@ def latest_window(
     if line.active_model_id is None:
         return None
     now = now or timezone.now()
-    blind = _checked(line, now - undo_window(), reference_since(line)).filter(
-        inspection__review_item__shows_model=False
-    )
-    reference_items = _items(
-        blind.order_by("inspection__review_item__decided_at", "pk")[:REFERENCE_ITEMS]
-    )
-    reference = window_of(f"reference: first {len(reference_items)}", reference_items)
+    blind = _blind(line, now)
+    reference = _reference(blind)
     latest = _items(blind.order_by(*NEWEST)[:size])
     return judge(window_of(f"last {size}", latest), reference, min_items=min_items), reference
 

@@ -51,7 +51,7 @@ def test_reported_escapes_alert_only_beyond_the_models_reference_miss_rate(
     AlertRule.objects.filter(line=line).exclude(metric=M.ESCAPES).update(enabled=False)
     AlertRule.objects.filter(line=line, metric=M.ESCAPES).update(threshold=2)
     ref = reference(100 - missed, missed, 100)
-    monkeypatch.setattr(concept, "latest_window", lambda *a, **kw: (ref, ref))
+    monkeypatch.setattr(concept, "reference_window", lambda *a, **kw: ref)
     user = create_user(
         username=f"sup-{missed}", role="supervisor", line_names=[line.name], password="burst-test-1"
     )

@@ -177,6 +177,10 @@ def fit(
         preprocessing = Preprocessing(config.input_size, tuple(mean.tolist()), tuple(std.tolist()))
         network = build_model(DEFAULT_ARCHITECTURE, len(classes)).to(device)
         architecture = DEFAULT_ARCHITECTURE
+    # oneDNN's convolutions train about twice as fast with channels last on CPU (0.23 s
+    # against 0.46 s per step of 32 images at 128 px, 2 threads). Serving keeps the default
+    # layout, which is faster for one image at a time; an artifact stores values, not layout.
+    network = network.to(memory_format=torch.channels_last)
     pixels, masks, targets = pixels.to(device), masks.to(device), targets.to(device)
     known = known.to(device)
     log(f"decoded {len(samples)} images in {time.perf_counter() - started:.1f}s")
@@ -317,7 +321,7 @@ def optimisation_step(
     """One step on a normalised batch; returns the loss (training_loss)."""
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-    image_logits, map_logits = network(x)
+    image_logits, map_logits = network(x.contiguous(memory_format=torch.channels_last))
     loss = training_loss(image_logits, map_logits, labels, target, known, pos_weight=pos_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

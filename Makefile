@@ -16,10 +16,14 @@ venv:
 services:
 	@scripts/ensure_services.sh
 
-# the slowest tests are printed, so a run over its 25 minutes says where the time went
+# the slowest tests are printed, so a run over its 25 minutes says where the time went. The
+# Django suite runs in two processes (pytest -n 2), each with its own test database and Redis
+# database (tests/conftest.py): one process left a core idle while it waited on PostgreSQL,
+# Redis, workers and the browser.
 test: venv services
 	$(TEST_ENV) $(VENV)/bin/pytest tests/ml_engine -p no:django --durations=10
-	$(TEST_ENV) $(VENV)/bin/pytest tests --ignore=tests/ml_engine --ignore=tests/drift_demo --durations=25
+	$(TEST_ENV) $(VENV)/bin/pytest tests --ignore=tests/ml_engine --ignore=tests/drift_demo \
+		-n 2 --durations=25
 
 test-engine: venv
 	$(VENV)/bin/pytest tests/ml_engine -p no:django

@@ -11,6 +11,35 @@ import pytest
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
 
+def pytest_configure(config):
+    """Under pytest -n each worker process has its own test database (pytest-django's _gwN
+    suffix) and, set here, its own Redis database: the Celery workers and gunicorn a test
+    starts inherit it, so no worker takes, or flushes, another's tasks."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not config.pluginmanager.hasplugin("django"):
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.conf import settings
+
+    from loupe.celery import app
+
+    url = urlsplit(settings.CELERY_BROKER_URL)
+    if url.scheme != "redis":
+        return
+    own = urlunsplit(url._replace(path=f"/{14 - int(worker.removeprefix('gw'))}"))
+    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        os.environ[name] = own
+        setattr(settings, name, own)
+    app.conf.broker_url = app.conf.result_backend = own
+
+
+def pytest_collection_modifyitems(items):
+    """The few tests that take minutes (marked slow) start first: under pytest -n the other
+    worker runs the rest beside them, instead of one worker finishing alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def loupe_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("loupe")

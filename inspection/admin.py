@@ -2,7 +2,7 @@
 
 Every change a form here makes to a line or a station is saved through inspection.services,
 which writes the line's audit log; history rows (decisions, predictions, review items,
-inspections, the audit log itself) are read-only and cannot be deleted.
+inspections, rollouts, the audit log itself) are read-only and cannot be deleted.
 """
 
 from django import forms
@@ -16,6 +16,7 @@ from inspection.models import (
     LineChange,
     Prediction,
     ReviewItem,
+    Rollout,
     Station,
 )
 from loupe.common.admin import HistoryAdmin, HistoryInline
@@ -116,6 +117,14 @@ class LineAdmin(admin.ModelAdmin):
 class LineChangeAdmin(HistoryAdmin):
     list_display = ["line", "field", "old_value", "new_value", "changed_by", "changed_at"]
     list_filter = ["line", "field"]
+
+
+@admin.register(Rollout)
+class RolloutAdmin(HistoryAdmin):
+    """Read-only: rollouts change through `manage.py rollout` (inspection.rollouts)."""
+
+    list_display = ["line", "challenger", "mode", "share", "state", "started_by", "started_at"]
+    list_filter = ["line", "mode", "state"]
 
 
 @admin.register(Station)

@@ -69,3 +69,10 @@ class NotAModelAccept(LoupeError):
 
     status_code = 422
     code = "not_a_model_accept"
+
+
+class RolloutConflict(LoupeError):
+    """A line runs one rollout at a time, and only a running one changes."""
+
+    status_code = 409
+    code = "rollout_conflict"

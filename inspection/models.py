@@ -112,6 +112,63 @@ class LineChange(models.Model):
         return f"{self.line}: {self.field} {self.old_value} -> {self.new_value}"
 
 
+class RolloutMode(models.TextChoices):
+    # "mirror", not "shadow": the automation level of that name is about humans, this one
+    # about a second model, and a page that says "shadow" for both confuses a supervisor
+    MIRROR = "mirror", "Mirror (the challenger predicts beside the active model, never decides)"
+    CANARY = "canary", "Canary (the challenger decides a share of items)"
+    BLUE_GREEN = "blue_green", "Blue-green (one switch moves all items to either model)"
+
+
+class RolloutState(models.TextChoices):
+    RUNNING = "running", "Running"
+    PROMOTED = "promoted", "Promoted (the challenger became the active model)"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    STOPPED = "stopped", "Stopped"
+
+
+class Rollout(models.Model):
+    """A challenger model beside a line's active model; at most one running per line.
+
+    `share` is the part of new items the challenger decides (canary steps, or 0 and 1 for
+    blue-green); a mirror challenger decides none. Written only by inspection.rollouts; every
+    change also goes to the line's audit log (LineChange).
+    """
+
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="rollouts")
+    challenger = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    mode = models.CharField(max_length=12, choices=RolloutMode.choices)
+    share = models.FloatField(default=0.0)
+    audit_fraction = models.FloatField(
+        default=0.2, help_text="Share of the challenger's automatic decisions a human audits."
+    )
+    state = models.CharField(
+        max_length=12, choices=RolloutState.choices, default=RolloutState.RUNNING
+    )
+    started_by = models.CharField(max_length=150)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["line"], condition=Q(state="running"), name="rollout_one_running_per_line"
+            ),
+            models.CheckConstraint(
+                name="rollout_share_range", condition=Q(share__gte=0) & Q(share__lte=1)
+            ),
+            models.CheckConstraint(
+                name="rollout_audit_fraction_range",
+                condition=Q(audit_fraction__gte=0) & Q(audit_fraction__lte=1),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_mode_display().split(' (')[0]} of {self.challenger_id} on {self.line}"
+
+
 class Station(models.Model):
     line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="stations")
     name = models.CharField(max_length=100)
@@ -193,6 +250,19 @@ class Inspection(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         help_text="The model version whose output routed this item.",
+    )
+    serving_model = models.ForeignKey(
+        "ml.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The rollout's challenger, where it was chosen to answer this item when the "
+        "item arrived (so a redelivered task asks it again); empty: the line's active model.",
+    )
+    rollout = models.ForeignKey(Rollout, null=True, blank=True, on_delete=models.PROTECT)
+    rollout_share = models.FloatField(
+        null=True, blank=True, help_text="The rollout's step (challenger share) when it arrived."
     )
     fail_safe_reason = models.CharField(
         max_length=20, choices=FailSafeReason.choices, default="", blank=True
@@ -276,7 +346,8 @@ class Decision(models.Model):
 
 class PredictionRole(models.TextChoices):
     PRIMARY = "primary", "Primary (the line's active model)"
-    SHADOW = "shadow", "Shadow (a challenger, recorded only)"
+    # a mirror rollout's challenger, recorded beside the active model's answer, never routed
+    CHALLENGER = "challenger", "Challenger (recorded only)"
     AUDIT = "audit", "Audit"
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from inspection import decisions, inference, routing, storage
+from inspection import decisions, inference, rollouts, routing, storage
+from inspection.audit_log import record_line_change
 from inspection.errors import ExternalIdConflict
 from inspection.images import ValidatedImage
 from inspection.models import (
@@ -25,11 +26,11 @@ from inspection.models import (
     Inspection,
     InspectionStatus,
     Line,
-    LineChange,
     Prediction,
     PredictionRole,
     Station,
 )
+from inspection.predictions import record_prediction
 from loupe.common.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -118,17 +119,6 @@ def create_line(
     )
 
 
-def _log_change(line: Line, field: str, old: Any, new: Any, changed_by: str, reason: str) -> None:
-    LineChange.objects.create(
-        line=line,
-        field=field,
-        old_value="" if old is None else str(old)[:200],
-        new_value="" if new is None else str(new)[:200],
-        changed_by=changed_by,
-        reason=reason,
-    )
-
-
 # The settings a line's audit log covers, changed through set_line_settings
 LINE_SETTINGS = (
     "automation_level",
@@ -160,7 +150,7 @@ def set_line_settings(*, line: Line, changed_by: str, reason: str = "", **values
     changed = []
     for field in LINE_SETTINGS:
         if field in values and getattr(line, field) != values[field]:
-            _log_change(line, field, getattr(line, field), values[field], changed_by, reason)
+            record_line_change(line, field, getattr(line, field), values[field], changed_by, reason)
             setattr(line, field, values[field])
             changed.append(field)
     if changed:
@@ -197,7 +187,7 @@ def set_line_active_model(*, line: Line, model_version, changed_by: str, reason:
     line = Line.objects.select_for_update().get(pk=line.pk)
     if line.active_model_id != model_version.pk:
         old = line.active_model.name if line.active_model else None
-        _log_change(line, "active_model", old, model_version.name, changed_by, reason)
+        record_line_change(line, "active_model", old, model_version.name, changed_by, reason)
         line.active_model = model_version
         line.save(update_fields=["active_model", "updated_at"])
     return line
@@ -206,7 +196,7 @@ def set_line_active_model(*, line: Line, model_version, changed_by: str, reason:
 def log_line_event(*, line: Line, field: str, old: Any, new: Any, changed_by: str, reason=""):
     """Record in the line's audit log a change another app owns (a discarded candidate, the
     retraining policy): the log is the line's, its rows are written here."""
-    _log_change(line, field, old, new, changed_by, reason)
+    record_line_change(line, field, old, new, changed_by, reason)
 
 
 @transaction.atomic
@@ -219,10 +209,10 @@ def set_line_members(*, line: Line, users, changed_by: str, reason: str = "") ->
     left = sorted(before[pk] for pk in set(before) - set(after))
     if joined:
         line.members.add(*[pk for pk in after if pk not in before])
-        _log_change(line, "members", "", "+" + ", +".join(joined), changed_by, reason)
+        record_line_change(line, "members", "", "+" + ", +".join(joined), changed_by, reason)
     if left:
         line.members.remove(*[pk for pk in before if pk not in after])
-        _log_change(line, "members", "-" + ", -".join(left), "", changed_by, reason)
+        record_line_change(line, "members", "-" + ", -".join(left), "", changed_by, reason)
     # updated_at stays: it versions the routing policy a supervisor confirms (console)
     return line
 
@@ -233,7 +223,7 @@ def add_line_member(*, line: Line, user, changed_by: str, reason: str = "") -> L
     line = Line.objects.select_for_update().get(pk=line.pk)
     if not line.members.filter(pk=user.pk).exists():
         line.members.add(user)
-        _log_change(line, "members", "", f"+{user.get_username()}", changed_by, reason)
+        record_line_change(line, "members", "", f"+{user.get_username()}", changed_by, reason)
     return line
 
 
@@ -274,7 +264,7 @@ def rotate_station_token(*, station: Station, changed_by: str = "cli", reason: s
     old_prefix = station.token_prefix
     station.token_hash, station.token_prefix = hash_token(token), token[:10]
     station.save(update_fields=["token_hash", "token_prefix"])
-    _log_change(
+    record_line_change(
         station.line, f"station {station.name} token", old_prefix, token[:10], changed_by, reason
     )
     return token
@@ -287,7 +277,7 @@ def set_station_enabled(
     """Enable or disable a station: a disabled station's token is refused. Logged."""
     station = Station.objects.select_for_update().select_related("line").get(pk=station.pk)
     if station.is_enabled != enabled:
-        _log_change(
+        record_line_change(
             station.line,
             f"station {station.name} enabled",
             station.is_enabled,
@@ -310,10 +300,12 @@ def move_station(*, station: Station, line: Line, changed_by: str, reason: str =
     if Station.objects.filter(line=line, name=station.name).exists():
         raise InvalidInput(f"line {line.name!r} already has a station named {station.name!r}")
     old_line = station.line
-    _log_change(
+    record_line_change(
         old_line, "stations", f"-{station.name}", f"moved to {line.name}", changed_by, reason
     )
-    _log_change(line, "stations", f"from {old_line.name}", f"+{station.name}", changed_by, reason)
+    record_line_change(
+        line, "stations", f"from {old_line.name}", f"+{station.name}", changed_by, reason
+    )
     station.line = line
     station.save(update_fields=["line"])
     return station
@@ -382,8 +374,11 @@ def receive_inspection(
     existing = _existing_for_retry(station, external_id, image.sha256)
     if existing is not None:
         return existing, False
-    name = storage.store_image(image.data, sha256=image.sha256, extension=image.extension)
     line = station.line
+    # who answers (the active model or a rollout's challenger) is chosen once, here; the
+    # rollout's fields come last, so a canary item is audited at the rollout's own rate
+    policy = {**routing_policy_snapshot(line), **rollouts.assignment(line, station, external_id)}
+    name = storage.store_image(image.data, sha256=image.sha256, extension=image.extension)
     try:
         with transaction.atomic():
             inspection = Inspection.objects.create(
@@ -397,7 +392,7 @@ def receive_inspection(
                 width=image.width,
                 height=image.height,
                 received_at=timezone.now(),
-                **routing_policy_snapshot(line),
+                **policy,
             )
             if not routing.level_runs_model(inspection.automation_level):
                 decisions.record_route(
@@ -428,44 +423,27 @@ def _forget_image_if_unused(name: str) -> None:
 # Predictions --------------------------------------------------------------------------------
 
 
-def _record_prediction(
-    *, inspection: Inspection, model_version, output, latency_ms: float, is_late: bool, stats=None
-) -> Prediction:
-    try:
-        with transaction.atomic():
-            return Prediction.objects.create(
-                inspection=inspection,
-                model_version=model_version,
-                role=PredictionRole.PRIMARY,
-                defect_probability=output.defect_probability,
-                regions=[region.to_dict() for region in output.regions],
-                latency_ms=latency_ms,
-                is_late=is_late,
-                input_stats=stats or {},
-            )
-    except IntegrityError:
-        # A duplicated delivery of the same task recorded it first.
-        return Prediction.objects.get(
-            inspection=inspection, model_version=model_version, role=PredictionRole.PRIMARY
-        )
-
-
-def predict_and_route(*, inspection_id: int) -> None:
+def predict_and_route(*, inspection_id: int) -> Inspection | None:
     """Run the line's active model on the item, record the prediction, route the item.
 
     Idempotent: a redelivered or duplicated call reuses the recorded prediction and routes
     nothing twice. A result that comes after the latency budget is recorded (is_late) and the
-    fail-safe applies instead. No transaction is held during inference.
+    fail-safe applies instead. No transaction is held during inference. Returns the item
+    (with its rollout) when the model's answer routed it, else None.
     """
     inspection = (
-        Inspection.objects.select_related("line__active_model").filter(pk=inspection_id).first()
+        Inspection.objects.select_related("line__active_model", "serving_model", "rollout")
+        .filter(pk=inspection_id)
+        .first()
     )
     if inspection is None:
         logger.error("inspection %s does not exist; nothing to predict", inspection_id)
         return
     if not routing.level_runs_model(inspection.automation_level):
         return
-    model_version = inspection.line.active_model
+    # a challenger chosen when the item arrived (inspection.rollouts) answers it even if the
+    # rollout moved on meanwhile; otherwise the line's active model does
+    model_version = inspection.serving_model or inspection.line.active_model
     if model_version is None:
         decisions.apply_fail_safe(inspection=inspection, reason=FailSafeReason.NO_MODEL)
         return
@@ -481,7 +459,7 @@ def predict_and_route(*, inspection_id: int) -> None:
             logger.exception("inspection %s: model %s failed", inspection_id, model_version)
             decisions.apply_fail_safe(inspection=inspection, reason=FailSafeReason.MODEL_ERROR)
             return
-        prediction = _record_prediction(
+        prediction = record_prediction(
             inspection=inspection,
             model_version=model_version,
             output=output,
@@ -498,3 +476,4 @@ def predict_and_route(*, inspection_id: int) -> None:
         audit_key=f"{inspection.station_id}:{inspection.external_id}",
     )
     decisions.record_route(inspection, route, model_version=model_version)
+    return inspection

@@ -6,8 +6,9 @@ import redis.exceptions
 from celery import shared_task
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
+from django.conf import settings
 
-from inspection import decisions, services
+from inspection import decisions, mirror, services
 from inspection.models import FailSafeReason, Inspection
 from loupe.common import metrics
 from loupe.common.time_limits import time_limits
@@ -45,9 +46,58 @@ def predict_task(inspection_id: int) -> None:
         metrics.record_queue_wait(line=line, station=station, sent_at=sent["loupe_sent_at"])
     labels = metrics.current_station.set((line, station))
     try:
-        services.predict_and_route(inspection_id=inspection_id)
+        inspection = services.predict_and_route(inspection_id=inspection_id)
     finally:
         metrics.current_station.reset(labels)
+    if inspection is not None and mirror.wants_challenger_prediction(inspection):
+        enqueue_challenger_prediction(inspection_id)
+
+
+@shared_task(name="inspection.predict_challenger", acks_late=True, **time_limits("inference"))
+def predict_challenger_task(inspection_id: int) -> None:
+    """A mirror challenger's prediction, after the active model answered (inspection.mirror)."""
+    mirror.record_challenger_prediction(inspection_id=inspection_id)
+
+
+_backlog = {"checked_at": float("-inf"), "depth": 0}
+
+
+def challenger_backlog() -> int:
+    """Messages waiting on the challenger queue, asked of the broker at most once a second per
+    process (a passive declare, which Redis and RabbitMQ both answer; a queue never used yet
+    counts 0)."""
+    now = time.monotonic()
+    if now - _backlog["checked_at"] >= 1.0:
+        _backlog["checked_at"] = now
+        try:
+            with predict_task.app.connection_for_write() as connection:
+                declared = connection.default_channel.queue_declare(
+                    queue=settings.LOUPE_CHALLENGER_QUEUE, passive=True
+                )
+            _backlog["depth"] = declared.message_count
+        except Exception:  # noqa: BLE001 - no such queue yet, or a broker hiccup: send
+            _backlog["depth"] = 0
+    return _backlog["depth"]
+
+
+def enqueue_challenger_prediction(inspection_id: int) -> bool:
+    """Send the mirror challenger's task to its own queue, unless the queue holds more than
+    LOUPE_CHALLENGER_MAX_BACKLOG: the challenger is then sampled down to what its workers keep
+    up with, instead of piling up work nobody waits for. Never raises: the item is answered."""
+    if predict_task.app.conf.task_always_eager:
+        predict_challenger_task.apply((inspection_id,))  # embedded: in-process, after the answer
+        return True
+    if challenger_backlog() > settings.LOUPE_CHALLENGER_MAX_BACKLOG:
+        metrics.record_challenger_skipped()
+        return False
+    try:
+        predict_challenger_task.apply_async(
+            (inspection_id,), queue=settings.LOUPE_CHALLENGER_QUEUE, ignore_result=True
+        )
+    except Exception:  # noqa: BLE001 - a lost comparison, never a lost answer
+        logger.exception("inspection %s: could not send the challenger's task", inspection_id)
+        return False
+    return True
 
 
 @shared_task(name="inspection.route_overdue", **time_limits("inference"))

@@ -216,6 +216,10 @@ LOUPE_DATASETS_QUEUE = env_str("LOUPE_DATASETS_QUEUE", "datasets")
 # scheduling class and LOUPE_BATCH_NICE (0: stays as it is) so a batch never delays a station
 LOUPE_BATCH_QUEUE = env_str("LOUPE_BATCH_QUEUE", "batch")
 LOUPE_BATCH_NICE = env_int("LOUPE_BATCH_NICE", 19, minimum=0)
+# A mirror challenger predicts on its own queue, after the active model answered; past this
+# many waiting messages its items are skipped (sampled down), so it never falls hours behind
+LOUPE_CHALLENGER_QUEUE = env_str("LOUPE_CHALLENGER_QUEUE", "challenger")
+LOUPE_CHALLENGER_MAX_BACKLOG = env_int("LOUPE_CHALLENGER_MAX_BACKLOG", 200, minimum=0)
 LOUPE_MODEL_DIR = Path(env_str("LOUPE_MODEL_DIR", str(VAR_DIR / "models")))
 WHITENOISE_USE_FINDERS = True
 

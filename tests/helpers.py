@@ -54,7 +54,7 @@ def seed_inspection(station, external_id, *, probability=None, regions=(), model
     if probability is None:
         return inspection
     output = ModelOutput(probability, tuple(Region(**r) for r in regions))
-    services._record_prediction(
+    services.record_prediction(
         inspection=inspection,
         model_version=model_version,
         output=output,

@@ -56,6 +56,11 @@ EMPTY_OUTPUTS = Counter(
     "one that judges the image defective (the model's image threshold) but names no region.",
     STATION_MODEL,
 )
+CHALLENGER_SKIPPED = Counter(
+    "loupe_challenger_skipped_total",
+    "Items a mirror challenger did not predict on because its queue held more than "
+    "LOUPE_CHALLENGER_MAX_BACKLOG messages (sampled down to what its workers keep up with).",
+)
 RECEIVE_SECONDS = Histogram(
     "loupe_station_receive_seconds",
     "Receive: from the request reaching the view to the item stored and sent to the workers.",
@@ -176,6 +181,11 @@ def record_invalid_input(*, line: str, station: str, code: str) -> None:
 def record_overdue_fail_safe(count: int) -> None:
     if count:
         FAIL_SAFE.labels("", "", "", "overdue").inc(count)
+
+
+@never_raises
+def record_challenger_skipped() -> None:
+    CHALLENGER_SKIPPED.inc()
 
 
 @never_raises

@@ -226,6 +226,7 @@ ADMIN_MODELS = {
     "inspection/decision": (403, 403),
     "inspection/prediction": (403, 403),
     "inspection/reviewitem": (403, 403),
+    "inspection/rollout": (403, 403),  # changed by manage.py rollout, never by hand
     "labeling/annotationrevision": (403, 403),
     "datasets/datasetversion": (403, 403),
     "datasets/datasetexport": (403, 200),  # a record of a run: shown, deletable, not edited

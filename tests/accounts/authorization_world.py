@@ -51,6 +51,7 @@ def _labeled_line(name: str, author) -> LineObjects:
     from datasets import services as dataset_services
     from datasets.models import BatchPrediction, DatasetExport, DatasetImport
     from inspection import services as inspection_services
+    from inspection.rollouts import start_rollout
     from labeling import services as labeling_services
     from ml import services as ml_services
     from ml.engine.types import ModelOutput
@@ -81,13 +82,14 @@ def _labeled_line(name: str, author) -> LineObjects:
     ModelVersion.objects.filter(pk__in=[active.pk, candidate.pk]).update(line=line)
     ml_services.set_active_version(line=line, model_version=active, changed_by="table")
     policy = ml_services.set_retraining_policy(line=line, changed_by="table", mlops_level="manual")
-    prediction = inspection_services._record_prediction(
+    prediction = inspection_services.record_prediction(
         inspection=inspection,
         model_version=active,
         output=ModelOutput(0.1, ()),
         latency_ms=5.0,
         is_late=False,
     )
+    rollout = start_rollout(line=line, challenger=candidate, mode="mirror", changed_by="table")
     run = PipelineRun.objects.create(
         line=line, trigger="manual", state="failed", config={}, error="the table's run"
     )
@@ -101,6 +103,7 @@ def _labeled_line(name: str, author) -> LineObjects:
         "inspection/decision": decided.decision,
         "inspection/prediction": prediction,
         "inspection/reviewitem": inspection.review_item,
+        "inspection/rollout": rollout,
         "labeling/annotationrevision": revision,
         "datasets/datasetversion": version,
         "datasets/datasetexport": export,

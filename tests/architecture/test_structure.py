@@ -91,17 +91,21 @@ def test_every_decision_is_written_by_inspection_decisions():
     assert not offenders, f"decisions written outside inspection/decisions.py: {offenders}"
 
 
-def test_every_line_change_row_is_written_by_inspection_services():
-    offenders = [
-        str(path.relative_to(ROOT))
+def _writers(model: str) -> set[str]:
+    pattern = rf"{model}\.objects\.(create|bulk_create|update|filter\([^)]*\)\.(update|delete))"
+    return {
+        path.relative_to(ROOT).as_posix()
         for path in _source_files()
-        if path.relative_to(ROOT).as_posix() != "inspection/services.py"
-        and re.search(
-            r"LineChange\.objects\.(create|bulk_create|update|filter\([^)]*\)\.(update|delete))",
-            path.read_text(),
-        )
-    ]
-    assert not offenders, f"audit rows written outside inspection/services.py: {offenders}"
+        if re.search(pattern, path.read_text())
+    }
+
+
+def test_every_line_change_row_is_written_by_the_audit_log_module():
+    assert _writers("LineChange") == {"inspection/audit_log.py"}
+
+
+def test_every_rollout_row_is_written_by_inspection_rollouts():
+    assert _writers("Rollout") == {"inspection/rollouts.py"}
 
 
 def test_one_function_activates_a_model():

@@ -1,0 +1,18 @@
+"""The line's audit log (LineChange): who changed what, from what, to what, and why."""
+
+from typing import Any
+
+from inspection.models import Line, LineChange
+
+
+def record_line_change(
+    line: Line, field: str, old: Any, new: Any, changed_by: str, reason: str = ""
+) -> None:
+    LineChange.objects.create(
+        line=line,
+        field=field,
+        old_value="" if old is None else str(old)[:200],
+        new_value="" if new is None else str(new)[:200],
+        changed_by=changed_by,
+        reason=reason,
+    )

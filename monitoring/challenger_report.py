@@ -1,0 +1,131 @@
+"""A rollout's side-by-side report: the active model against its challenger, on what humans
+decided (issue 12, point 2; read when asked, nothing stored).
+
+- A mirror rollout has both models on the same items: their agreement with each other, and
+  McNemar's exact test on the human-checked items where exactly one of them was right (a
+  binomial test of the discordant pairs, scipy.stats), which is the paired comparison.
+- A canary or blue-green rollout splits the items: each model is judged on the items it
+  answered, chiefly the audits of its automatic decisions.
+
+Per model: items predicted; human-checked items (a human's decision in review: shadow, audit,
+blind sample, review) and how many were unbiased (the model hidden); agreement with the human;
+escape rate (defective items, by the human, that the model would have accepted, over the
+defective ones) and false-reject rate (good items it would have rejected, over the good ones),
+each as count of n with a Wilson 95% interval (monitoring.concept.Rate); latency p50 and p99.
+Per defect class and memory are not here yet.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from inspection import routing
+from inspection.models import Outcome, Prediction, PredictionRole, Rollout, RolloutMode
+from monitoring.concept import Rate
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One model's output on one item, with the human's decision when there is one."""
+
+    inspection_id: int
+    defect_probability: float
+    reject_threshold: float
+    latency_ms: float
+    human: str  # accept, reject, or "" while no human decided
+    unbiased: bool
+
+    @property
+    def outcome(self) -> str:
+        return routing.model_outcome(self.defect_probability, self.reject_threshold)
+
+    @property
+    def right(self) -> bool:
+        return self.outcome == self.human
+
+
+def model_figures(judged: list[Judged]) -> dict:
+    """The figures of one model over its items. Pure."""
+    checked = [j for j in judged if j.human]
+    defective = [j for j in checked if j.human == Outcome.REJECT]
+    good = [j for j in checked if j.human == Outcome.ACCEPT]
+    latencies = np.array([j.latency_ms for j in judged]) if judged else None
+    return {
+        "items": len(judged),
+        "checked": len(checked),
+        "unbiased": sum(j.unbiased for j in checked),
+        "agreement": Rate(sum(j.right for j in checked), len(checked)).as_dict(),
+        "escape": Rate(
+            sum(j.outcome == Outcome.ACCEPT for j in defective), len(defective)
+        ).as_dict(),
+        "false_reject": Rate(sum(j.outcome == Outcome.REJECT for j in good), len(good)).as_dict(),
+        "latency_ms": {
+            "p50": None if latencies is None else round(float(np.percentile(latencies, 50)), 2),
+            "p99": None if latencies is None else round(float(np.percentile(latencies, 99)), 2),
+        },
+    }
+
+
+def paired_figures(active: list[Judged], challenger: list[Judged]) -> dict:
+    """Agreement between the two models on the items both judged, and McNemar's exact test on
+    the human-checked ones: `active_only_right` and `challenger_only_right` are the discordant
+    pairs; p is two-sided (1.0 without any). Pure."""
+    theirs = {j.inspection_id: j for j in challenger}
+    pairs = [(a, theirs[a.inspection_id]) for a in active if a.inspection_id in theirs]
+    checked = [(a, c) for a, c in pairs if a.human]
+    active_only = sum(a.right and not c.right for a, c in checked)
+    challenger_only = sum(c.right and not a.right for a, c in checked)
+    discordant = active_only + challenger_only
+    p = float(stats.binomtest(active_only, discordant, 0.5).pvalue) if discordant else 1.0
+    return {
+        "items": len(pairs),
+        "models_agree": Rate(sum(a.outcome == c.outcome for a, c in pairs), len(pairs)).as_dict(),
+        "checked": len(checked),
+        "active_only_right": active_only,
+        "challenger_only_right": challenger_only,
+        "mcnemar_p": round(p, 6),
+    }
+
+
+def _judged(rollout: Rollout, **filters) -> list[Judged]:
+    rows = Prediction.objects.filter(inspection__rollout=rollout, **filters).values_list(
+        "inspection_id",
+        "defect_probability",
+        "inspection__reject_threshold",
+        "latency_ms",
+        "inspection__review_item__decision",
+        "inspection__review_item__shows_model",
+    )
+    return [
+        Judged(i, p, threshold, ms, human or "", shows is False)
+        for i, p, threshold, ms, human, shows in rows.order_by("inspection_id")
+    ]
+
+
+def rollout_report(rollout: Rollout) -> dict:
+    """The report of one rollout, read from its items now."""
+    rollout = Rollout.objects.select_related("line__active_model", "challenger").get(pk=rollout.pk)
+    primary = {"role": PredictionRole.PRIMARY}
+    if rollout.mode == RolloutMode.MIRROR:
+        active = _judged(rollout, **primary)
+        challenger = _judged(rollout, role=PredictionRole.CHALLENGER)
+    else:
+        # each model on the items it answered (the challenger's are those the draw gave it)
+        active = _judged(rollout, **primary, inspection__serving_model__isnull=True)
+        challenger = _judged(rollout, **primary, model_version=rollout.challenger)
+    report = {
+        "line": rollout.line.name,
+        "mode": rollout.mode,
+        "state": rollout.state,
+        "share": rollout.share,
+        "active": {"model": _name(rollout.line.active_model), **model_figures(active)},
+        "challenger": {"model": rollout.challenger.name, **model_figures(challenger)},
+    }
+    if rollout.mode == RolloutMode.MIRROR:
+        report["paired"] = paired_figures(active, challenger)
+    return report
+
+
+def _name(version) -> str | None:
+    return version.name if version is not None else None

@@ -14,12 +14,15 @@ from pathlib import Path
 
 from django.conf import settings
 
-from inspection.models import AutomationLevel, Line
+from inspection.models import AutomationLevel, Line, Rollout, RolloutState
 from loupe.common import metrics
 
 logger = logging.getLogger(__name__)
 
+# at least this many versions stay loaded; warm-up raises it to every version served (each
+# line's active model and its rollout's challenger), so none is evicted and loaded again
 _CACHE_SIZE = 4
+_cache_size = _CACHE_SIZE
 _cache: "OrderedDict[int, object]" = OrderedDict()
 _lock = threading.Lock()
 
@@ -57,7 +60,7 @@ def loaded_model(model_version):
         except ArtifactError as exc:
             raise ModelUnavailable(f"model {model_version.name}: {exc}") from exc
         _cache[model_version.pk] = model
-        while len(_cache) > _CACHE_SIZE:
+        while len(_cache) > _cache_size:
             _cache.popitem(last=False)
         return model
 
@@ -105,22 +108,30 @@ def forget_loaded_models() -> None:
 
 
 def warm_up_active_models() -> list[str]:
-    """Load the versions the lines serve and run each once on a blank image; return their
-    names. Importing torch and loading a model takes seconds, more than a line's budget, so a
-    process that does it on its first item sends that item to the fail-safe. A version that
-    cannot be loaded is logged and skipped: its items get the fail-safe as before."""
+    """Load the versions the lines serve (active models and running rollouts' challengers) and
+    run each once on a blank image; return their names. Importing torch and loading a model
+    takes seconds, more than a line's budget, so a process that does it on its first item sends
+    that item to the fail-safe. A version that cannot be loaded is logged and skipped: its
+    items get the fail-safe as before."""
     from PIL import Image
 
-    # as many as the cache keeps, newest first; a human-only line never asks its model
+    # newest first; a human-only line never asks its model
     asking = [level for level in AutomationLevel.values if level != AutomationLevel.HUMAN_ONLY]
     serving = (
         Line.objects.filter(automation_level__in=asking, active_model__isnull=False)
         .select_related("active_model")
         .order_by("-active_model_id")
     )
-    versions = list({line.active_model_id: line.active_model for line in serving}.values())
+    versions = {line.active_model_id: line.active_model for line in serving}
+    # a running rollout's challenger answers (canary, blue-green) or predicts (mirror) too
+    challengers = Rollout.objects.filter(
+        state=RolloutState.RUNNING, line__automation_level__in=asking
+    ).select_related("challenger")
+    versions.update({rollout.challenger_id: rollout.challenger for rollout in challengers})
+    global _cache_size
+    _cache_size = max(_CACHE_SIZE, len(versions))
     warmed = []
-    for version in versions[:_CACHE_SIZE]:
+    for version in versions.values():
         started = time.perf_counter()
         try:
             model = loaded_model(version)

@@ -83,3 +83,17 @@ def test_warm_up_loads_the_versions_lines_ask_and_skips_a_broken_one(
 
     assert inference.warm_up_active_models() == ["tiny"]
     assert set(inference._cache) == {served.pk}
+
+
+@pytest.mark.django_db
+def test_warm_up_loads_a_running_challenger_beside_the_active_model(two_versions, make_line):
+    from inspection.rollouts import start_rollout
+
+    active, challenger = two_versions
+    line = make_line(name="press", level="full")
+    ml_services.set_active_version(line=line, model_version=active, changed_by="test")
+    start_rollout(line=line, challenger=challenger, mode="mirror", changed_by="test")
+    inference.forget_loaded_models()
+
+    assert sorted(inference.warm_up_active_models()) == ["tiny", "tiny-2"]
+    assert set(inference._cache) == {active.pk, challenger.pk}

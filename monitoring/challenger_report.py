@@ -103,13 +103,16 @@ def _judged(rollout: Rollout, **filters) -> list[Judged]:
     ]
 
 
-def rollout_report(rollout: Rollout) -> dict:
-    """The report of one rollout, read from its items now."""
+def rollout_report(rollout: Rollout, *, current_step_only: bool = False) -> dict:
+    """The report of one rollout, read from its items now; of the items received at its
+    current step alone with `current_step_only` (what the gate to the next step reads)."""
     rollout = Rollout.objects.select_related("line__active_model", "challenger").get(pk=rollout.pk)
     primary = {"role": PredictionRole.PRIMARY}
+    if current_step_only:
+        primary["inspection__rollout_share"] = rollout.share
     if rollout.mode == RolloutMode.MIRROR:
         active = _judged(rollout, **primary)
-        challenger = _judged(rollout, role=PredictionRole.CHALLENGER)
+        challenger = _judged(rollout, **{**primary, "role": PredictionRole.CHALLENGER})
     else:
         # each model on the items it answered (the challenger's are those the draw gave it)
         active = _judged(rollout, **primary, inspection__serving_model__isnull=True)

@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 
 from loupe.common.time_limits import time_limits
-from monitoring import aggregation, alerts, drift, webhooks
+from monitoring import aggregation, alerts, drift, rollout_gate, webhooks
 
 
 # Periodic (loupe.periodic), on the datasets queue: its queries over a line's recent history
@@ -23,6 +23,12 @@ def check_drift_task() -> dict:
 @shared_task(name="monitoring.evaluate_alerts", acks_late=False, **time_limits("datasets"))
 def evaluate_alerts_task() -> list[int]:
     return [alert.pk for alert in alerts.evaluate_alerts()]
+
+
+# Periodic (loupe.periodic), on the datasets queue: a canary in breach is rolled back
+@shared_task(name="monitoring.check_canaries", acks_late=False, **time_limits("datasets"))
+def check_canaries_task() -> list[dict]:
+    return rollout_gate.check_canaries()
 
 
 # Sent after an alert event commits (monitoring.receivers); a failure waits for its retry time

@@ -324,6 +324,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 LOUPE_TORCH_THREADS = env_int("LOUPE_TORCH_THREADS", 1, minimum=1)
+# Training takes every core by default; a host shared with other work caps it here
+LOUPE_TRAIN_THREADS = env_int("LOUPE_TRAIN_THREADS", os.cpu_count() or 1, minimum=1)
 
 # Time limits (soft, hard) in seconds per kind of task: at the soft limit the task records its
 # failure (an export or a pipeline step marked failed, an item given the fail-safe); at the hard

@@ -109,7 +109,7 @@ def train_and_register_model(
 
     from ml.engine.train import TrainConfig, train_model
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(settings.LOUPE_TRAIN_THREADS)
     model_dir = Path(settings.LOUPE_MODEL_DIR)
     model_dir.mkdir(parents=True, exist_ok=True)
     scratch = model_dir / f".training-{uuid.uuid4().hex}.pt"

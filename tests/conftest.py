@@ -32,6 +32,10 @@ def pytest_configure(config):
         os.environ[name] = own
         setattr(settings, name, own)
     app.conf.broker_url = app.conf.result_backend = own
+    # two processes on two cores: a training in one must not take both cores' threads and
+    # stall the other (torch spins while it waits for a busy core)
+    os.environ["LOUPE_TRAIN_THREADS"] = "1"
+    settings.LOUPE_TRAIN_THREADS = 1
 
 
 def pytest_collection_modifyitems(items):
@@ -101,11 +105,12 @@ def _eager_tasks(request):
 def trained_artifact(tmp_path_factory):
     """A small model trained for one epoch on generated images: real, fast, not accurate."""
     import torch
+    from django.conf import settings
 
     from ml.engine.generator import SurfaceConfig, generate_dataset
     from ml.engine.train import TrainConfig, train_model
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(settings.LOUPE_TRAIN_THREADS)
     root = tmp_path_factory.mktemp("tiny-model")
     generate_dataset(root / "data", count=48, seed=3, config=SurfaceConfig())
     result = train_model(

@@ -4,7 +4,6 @@ read the earlier steps' artifacts (the dataset version, the COCO folders, model 
 Below every other module of the package: it imports none of them.
 """
 
-import os
 import time
 from pathlib import Path
 
@@ -103,10 +102,11 @@ def line_thresholds(line) -> dict:
 
 
 def prepare_torch() -> str:
-    """Give training every core of the worker; returns the device to train on."""
+    """Give training its threads (LOUPE_TRAIN_THREADS, every core by default); returns the
+    device to train on."""
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(settings.LOUPE_TRAIN_THREADS)
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

@@ -34,11 +34,8 @@ def challenger_draw(rollout_id: int, station_id: int, external_id: str) -> float
 
 
 def running_rollout(line: Line) -> Rollout | None:
-    return (
-        Rollout.objects.filter(line=line, state=RolloutState.RUNNING)
-        .select_related("challenger")
-        .first()
-    )
+    # no join: the station path, which asks this for every item, needs the challenger's id only
+    return Rollout.objects.filter(line=line, state=RolloutState.RUNNING).first()
 
 
 def assignment(line: Line, station: Station, external_id: str) -> dict:

@@ -148,6 +148,7 @@ class Rollout(models.Model):
     started_by = models.CharField(max_length=150)
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.CharField(max_length=150, blank=True, help_text="'monitoring': the gate.")
     ended_reason = models.TextField(blank=True)
 
     class Meta:

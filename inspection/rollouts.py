@@ -135,6 +135,20 @@ def set_rollout_share(*, rollout: Rollout, share: float, changed_by: str, reason
     return rollout
 
 
+@transaction.atomic
+def begin_canary(*, rollout: Rollout, changed_by: str, reason: str = "") -> Rollout:
+    """A mirror challenger starts deciding: the same rollout (so the same draw) becomes a
+    canary at the first step, for the next item received."""
+    rollout = _locked_running(rollout)
+    if rollout.mode != RolloutMode.MIRROR:
+        raise RolloutConflict(f"the rollout is a {rollout.mode} already, not a mirror")
+    old = _describe(rollout)
+    rollout.mode, rollout.share = RolloutMode.CANARY, CANARY_STEPS[0]
+    rollout.save(update_fields=["mode", "share"])
+    _log(rollout, old, _describe(rollout), changed_by, reason)
+    return rollout
+
+
 def next_canary_step(share: float) -> float | None:
     """The step after `share`, or None at 1.0."""
     return next((step for step in CANARY_STEPS if step > share), None)
@@ -152,7 +166,8 @@ def end_rollout(*, rollout: Rollout, state: str, changed_by: str, reason: str = 
         rollout.share = 0.0
     rollout.state = state
     rollout.ended_at = timezone.now()
+    rollout.ended_by = changed_by
     rollout.ended_reason = reason
-    rollout.save(update_fields=["share", "state", "ended_at", "ended_reason"])
+    rollout.save(update_fields=["share", "state", "ended_at", "ended_by", "ended_reason"])
     _log(rollout, old, _describe(rollout), changed_by, reason)
     return rollout

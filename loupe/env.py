@@ -42,6 +42,19 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return number
 
 
+def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(f"{name} must be a number, got {value!r}") from None
+    if not minimum <= number <= maximum:
+        raise ImproperlyConfiguredEnv(f"{name} must be in [{minimum}, {maximum}], got {number}")
+    return number
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name, "").strip()
     if value == "":

@@ -46,6 +46,6 @@ def periodic_jobs() -> list[PeriodicJob]:
         # deliveries due for a retry; on the datasets queue, never where stations wait
         PeriodicJob(60.0, monitoring_tasks.evaluate_alerts_task, limits.datasets_queue()),
         PeriodicJob(60.0, monitoring_tasks.send_due_webhooks_task, limits.datasets_queue()),
-        # a canary worse than the active model on its audits is rolled back (rollout_gate)
-        PeriodicJob(60.0, monitoring_tasks.check_canaries_task, limits.datasets_queue()),
+        # a challenger worse than the active model rolled back, a ready one stepped (rollout_gate)
+        PeriodicJob(60.0, monitoring_tasks.check_rollouts_task, limits.datasets_queue()),
     ]

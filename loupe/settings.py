@@ -17,6 +17,7 @@ from loupe.common import metrics_files
 from loupe.env import (
     ImproperlyConfiguredEnv,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -220,6 +221,11 @@ LOUPE_BATCH_NICE = env_int("LOUPE_BATCH_NICE", 19, minimum=0)
 # many waiting messages its items are skipped (sampled down), so it never falls hours behind
 LOUPE_CHALLENGER_QUEUE = env_str("LOUPE_CHALLENGER_QUEUE", "challenger")
 LOUPE_CHALLENGER_MAX_BACKLOG = env_int("LOUPE_CHALLENGER_MAX_BACKLOG", 200, minimum=0)
+# A rollout's next step needs this many human-checked items of the challenger at its current
+# step, and each of its rates' 95% upper bound at most the active model's rate plus the margin
+# (monitoring.rollout_gate). An upper bound of 2% over no misses takes 190 items of the kind.
+LOUPE_ROLLOUT_MIN_CHECKED = env_int("LOUPE_ROLLOUT_MIN_CHECKED", 100, minimum=1)
+LOUPE_ROLLOUT_MARGIN = env_float("LOUPE_ROLLOUT_MARGIN", 0.02, minimum=0.0, maximum=1.0)
 LOUPE_MODEL_DIR = Path(env_str("LOUPE_MODEL_DIR", str(VAR_DIR / "models")))
 WHITENOISE_USE_FINDERS = True
 

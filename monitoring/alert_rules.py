@@ -28,6 +28,9 @@ Defaults, and why:
   posts, or when the station posted in the same minutes yesterday (a one-camera line).
 - oldest item waiting for its prediction: 120 s. route_overdue gives a stuck item its
   fail-safe within a minute or so, so an older one means the workers or that job are down.
+- challenger rolled back: 1 rollback by the rollout gate (monitoring.rollout_gate) in the last
+  60 min; the gate evaluates the line at once, so the alert opens with the rollback, and it
+  resolves itself an hour later. A person's rollback raises none: they know.
 """
 
 from dataclasses import dataclass
@@ -48,6 +51,8 @@ from inspection.models import (
     ReviewItem,
     ReviewReason,
     ReviewState,
+    Rollout,
+    RolloutState,
     Station,
 )
 from inspection.services import OFFLINE_STATIONS, log_line_event
@@ -58,6 +63,7 @@ from monitoring.models import AlertMetric, AlertRule, Bucket, DriftCheck, DriftV
 
 M = AlertMetric
 ESCAPE_BURST_ALPHA = 0.01
+ROLLOUT_GATE = "monitoring"  # who a rollback by monitoring.rollout_gate names
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,9 @@ METRICS: dict[str, MetricSpec] = {
     ),
     M.PREDICTION_QUEUE_AGE: MetricSpec(
         120, 0, 0, "oldest waiting item's age (s)", "unused", "unused"
+    ),
+    M.ROLLOUT_ROLLED_BACK: MetricSpec(
+        1, 60, 0, "gate rollbacks at least", "within (min)", "unused"
     ),
 }
 # alerts that say the model is wrong more often: they step the line back (monitoring.step_back)
@@ -330,6 +339,19 @@ def _prediction_queue_age(rule: AlertRule, line: Line, now: datetime) -> list[Fi
     return [Finding(seconds >= rule.threshold, round(seconds, 1), message)]
 
 
+def _rollout_rolled_back(rule: AlertRule, line: Line, now: datetime) -> list[Finding]:
+    rolled_back = Rollout.objects.filter(
+        line=line, state=RolloutState.ROLLED_BACK, ended_by=ROLLOUT_GATE,
+        ended_at__gte=now - timedelta(minutes=rule.window),
+    ).select_related("challenger").order_by("-ended_at")  # fmt: skip
+    count = len(rolled_back)
+    if count == 0:
+        return [Finding(False, 0, f"no challenger rolled back in {rule.window} min")]
+    latest = rolled_back[0]
+    message = f"challenger {latest.challenger.name} rolled back: {latest.ended_reason}"
+    return [Finding(count >= rule.threshold, count, message)]
+
+
 MEASURES = {
     M.DATA_DRIFT: _data_drift,
     M.DISAGREEMENT_DRIFT: lambda r, li, n: _concept(r, li, n, "disagreement", "disagreement"),
@@ -340,6 +362,7 @@ MEASURES = {
     M.REVIEW_WAIT: _review_wait,
     M.STATION_SILENT: _station_silent,
     M.PREDICTION_QUEUE_AGE: _prediction_queue_age,
+    M.ROLLOUT_ROLLED_BACK: _rollout_rolled_back,
 }
 
 

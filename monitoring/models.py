@@ -156,6 +156,7 @@ class AlertMetric(models.TextChoices):
     REVIEW_WAIT = "review_wait", "Oldest open review item"
     STATION_SILENT = "station_silent", "Station gone silent"
     PREDICTION_QUEUE_AGE = "prediction_queue_age", "Oldest item waiting for its prediction"
+    ROLLOUT_ROLLED_BACK = "rollout_rolled_back", "Challenger rolled back by its gate"
 
 
 class AlertRule(models.Model):

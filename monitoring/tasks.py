@@ -25,10 +25,11 @@ def evaluate_alerts_task() -> list[int]:
     return [alert.pk for alert in alerts.evaluate_alerts()]
 
 
-# Periodic (loupe.periodic), on the datasets queue: a canary in breach is rolled back
-@shared_task(name="monitoring.check_canaries", acks_late=False, **time_limits("datasets"))
-def check_canaries_task() -> list[dict]:
-    return rollout_gate.check_canaries()
+# Periodic (loupe.periodic), on the datasets queue: a challenger in breach is rolled back, one
+# the gate allows is stepped on where the line drives its rollouts itself
+@shared_task(name="monitoring.check_rollouts", acks_late=False, **time_limits("datasets"))
+def check_rollouts_task() -> list[dict]:
+    return rollout_gate.check_rollouts()
 
 
 # Sent after an alert event commits (monitoring.receivers); a failure waits for its retry time

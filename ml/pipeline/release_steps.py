@@ -1,6 +1,11 @@
 """The release steps: infrastructure (the artifact in a fresh process, held to the latency
-and memory budgets) and register (the candidate in the registry, judged by the gate, and
-promoted by it at the automatic level).
+and memory budgets) and register (the candidate in the registry, judged by the gate).
+
+A candidate that passes the gate at the assisted or automatic level starts as a mirror
+challenger beside the line's active model (ml.challengers): it predicts on the line's real
+items and decides none. From there monitoring.rollout_gate steps it on, to canary and to
+active, by itself at automatic; at assisted a supervisor confirms each step. A line without an
+active model has nothing to compare with: at automatic the candidate is promoted at once.
 """
 
 import json
@@ -12,7 +17,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from ml import services
+from inspection.errors import RolloutConflict
+from ml import challengers, services
 from ml.errors import ActiveModelChanged
 from ml.gate import GateRules, judge
 from ml.models import MlopsLevel, ModelVersion, PipelineRun
@@ -101,19 +107,37 @@ def register(context: StepContext) -> dict:
     ModelVersion.objects.filter(pk=version.pk).update(evaluation={**evaluation, "gate": gate})
     for check in report.checks:
         context.log(f"gate {check.outcome}: {check.name}: {check.detail}")
-    promoted = False
-    if policy.mlops_level == MlopsLevel.AUTOMATIC and report.passed:
+    promoted, rollout = False, None
+    hands_off = policy.mlops_level in (MlopsLevel.ASSISTED, MlopsLevel.AUTOMATIC)
+    if not (hands_off and report.passed):
+        context.log(f"{version.name} waits for a supervisor")
+    elif run.line.active_model_id is not None:
+        try:
+            rollout = challengers.start_challenger(
+                model_version=version,
+                mode="mirror",
+                changed_by="gate",
+                reason=f"gate passed in pipeline run {run.pk}",
+            ).pk
+            context.log(f"{version.name} started as a mirror challenger: the gate passed")
+        except RolloutConflict as exc:
+            context.log(f"{version.name} waits for a supervisor: {exc}")
+    elif policy.mlops_level == MlopsLevel.AUTOMATIC:
         try:
             services.promote_model_version(
                 model_version=version,
                 changed_by="gate",
                 expected_active=run.baseline,
-                reason=f"gate passed in pipeline run {run.pk}",
+                reason=f"gate passed in pipeline run {run.pk}; the line had no active model",
             )
             promoted = True
-            context.log(f"promoted {version.name}: the gate passed")
+            context.log(f"promoted {version.name}: the gate passed, no active model to challenge")
         except ActiveModelChanged as exc:
             context.log(f"not promoted: {exc}")
-    else:
-        context.log(f"{version.name} waits for a supervisor")
-    return {"model_version": version.pk, "name": version.name, "gate": gate, "promoted": promoted}
+    return {
+        "model_version": version.pk,
+        "name": version.name,
+        "gate": gate,
+        "promoted": promoted,
+        "rollout": rollout,
+    }

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from datasets.models import DatasetVersion
+from inspection.models import Line, Rollout
 from inspection.storage import image_path
 from labeling.services import save_annotation
 from ml import pipeline, services
@@ -299,25 +300,38 @@ def registering(line, trained_artifact, settings):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("candidate_f1", "level", "promoted"),
-    [(0.9, "automatic", True), (0.9, "assisted", False), (0.5, "automatic", False)],
-)
-def test_the_gate_promotes_only_at_the_automatic_level_and_only_when_it_passes(
-    line, registering, candidate_f1, level, promoted
+    ("candidate_f1", "level", "challenges"),
+    [(0.9, "automatic", True), (0.9, "assisted", True), (0.9, "manual", False),
+     (0.5, "automatic", False)],
+)  # fmt: skip
+def test_a_candidate_the_gate_passes_starts_as_a_mirror_challenger_when_hands_off(
+    line, registering, candidate_f1, level, challenges
 ):
     result = registering(candidate_f1, level)
     version = ModelVersion.objects.get(pk=result["model_version"])
     line.refresh_from_db()
-    assert result["promoted"] is promoted
+    assert result["promoted"] is False
     assert version.evaluation["gate"]["passed"] is (candidate_f1 == 0.9)
     assert version.parent.name == "v-active"
     assert version.dataset_version.name == "ds-x"
-    if promoted:
-        assert line.active_model == version
-        assert line.changes.first().changed_by == "gate"
-    else:
-        assert line.active_model.name == "v-active"
-        assert version.status == ModelStatus.CANDIDATE
+    # the active model keeps deciding every item; the candidate only predicts beside it
+    assert line.active_model.name == "v-active"
+    assert version.status == ModelStatus.CANDIDATE
+    rollout = Rollout.objects.filter(line=line, challenger=version).first()
+    assert (rollout is not None) is challenges
+    if challenges:
+        assert result["rollout"] == rollout.pk
+        assert (rollout.mode, rollout.share, rollout.started_by) == ("mirror", 0.0, "gate")
+
+
+@pytest.mark.django_db
+def test_at_automatic_a_line_without_an_active_model_gets_the_candidate_at_once(line, registering):
+    Line.objects.filter(pk=line.pk).update(active_model=None)  # a line's first model
+    result = registering(0.9, "automatic")
+    line.refresh_from_db()
+    assert result["promoted"] is True and result["rollout"] is None
+    assert line.active_model.pk == result["model_version"]
+    assert line.changes.first().changed_by == "gate"
 
 
 @pytest.mark.django_db

@@ -5,9 +5,11 @@ producing that type; every item goes through the station's path (submit_inspecti
 prediction task, routing) and the review queue; an inspector decides it and draws the true
 boxes with the services the browser pages use (review.services, labeling.services). Each
 correction reaches the line's retraining policy through labeling's save hook; after
-`retrain_every` corrections the policy starts the pipeline, which trains a candidate, and the
-gate promotes it. Before and after, both models are measured on held-out generated images
-that no one labeled: images of the new type, and the line's new mix of all types.
+`retrain_every` corrections the policy starts the pipeline, which trains a candidate; the gate
+passes it, and at the automatic level it starts as a mirror challenger beside the active model
+(monitoring.rollout_gate steps it on from there as inspectors check items). Before and after,
+both models are measured on held-out generated images that no one labeled: images of the new
+type, and the line's new mix of all types.
 """
 
 import io
@@ -63,8 +65,10 @@ class LoopResult:
     after: dict
     before_version: str
     after_version: str
-    promoted: bool
-    promoted_by: str
+    # what the gate made of the candidate: "active model", "mirror challenger" (at the
+    # automatic level, beside the active model: monitoring.rollout_gate steps it on), or ""
+    released: str
+    released_by: str
     stream_images: int
     corrections: int
     new_type_corrections: int
@@ -202,6 +206,7 @@ def run_loop(
     """
     from accounts.services import create_user
     from inspection import services as inspection_services
+    from inspection.models import Rollout
     from labeling.models import AnnotationRevision, LabelSource
     from ml import pipeline, services
     from ml.engine.dataset import load_coco_folder
@@ -325,21 +330,27 @@ def run_loop(
     candidate = run.candidate
     candidate.refresh_from_db()
     after = measure(candidate, holdout, s)
-    promoted = line.active_model_id == candidate.pk
-    change = line.changes.filter(field="active_model").first()
+    rollout = Rollout.objects.filter(line=line, challenger=candidate).first()
+    if line.active_model_id == candidate.pk:
+        released = "active model"
+        released_by = line.changes.filter(field="active_model").first().changed_by
+    elif rollout is not None:
+        released, released_by = f"{rollout.mode} challenger", rollout.started_by
+    else:
+        released, released_by = "", ""
     out(f"after ({candidate.name}): {_describe(after, s)}")
     out(f"gate: {'passed' if candidate.evaluation['gate']['passed'] else 'not passed'}")
     for check in candidate.evaluation["gate"]["checks"]:
         out(f"  {check['outcome']:<4} {check['name']}: {check['detail']}")
-    out(f"{candidate.name} {'promoted' if promoted else 'not promoted'}")
+    out(f"{candidate.name}: {released or 'waits for a supervisor'}")
     seconds["total"] = time.monotonic() - started
     return LoopResult(
         before=before,
         after=after,
         before_version=before_version.name,
         after_version=candidate.name,
-        promoted=promoted,
-        promoted_by=change.changed_by if promoted and change else "",
+        released=released,
+        released_by=released_by,
         stream_images=streamed,
         corrections=corrections.count(),
         new_type_corrections=new_type_corrections,
@@ -361,7 +372,7 @@ def _step_note(name: str, a: dict) -> str:
     if name == "infrastructure":
         return f"p95 {a.get('latency_ms_p95')} ms, {a.get('peak_memory_mb')} MB"
     if name == "register":
-        return f"{a.get('name')}, promoted: {a.get('promoted')}"
+        return f"{a.get('name')}, promoted: {a.get('promoted')}, challenger: {a.get('rollout')}"
     return ""
 
 

@@ -80,8 +80,8 @@ class ModelVersion(models.Model):
 
 class MlopsLevel(models.TextChoices):
     MANUAL = "manual", "Manual: runs start by hand, a supervisor promotes"
-    ASSISTED = "assisted", "Assisted: runs start by policy, a supervisor promotes"
-    AUTOMATIC = "automatic", "Automatic: runs start by policy, the gate promotes"
+    ASSISTED = "assisted", "Assisted: runs start by policy, a supervisor steps a rollout on"
+    AUTOMATIC = "automatic", "Automatic: runs start by policy, the rollout gate steps it on"
 
 
 class RetrainingPolicy(models.Model):

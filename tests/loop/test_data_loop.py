@@ -1,5 +1,6 @@
 """The data loop, end to end: a new defect type, inspectors' corrections, a retraining the
-policy starts, and a candidate the gate promotes (demo.loop_scenario, also `manage.py demo_loop`).
+policy starts, and a candidate the gate passes, which starts as a mirror challenger beside the
+active model at the automatic level (demo.loop_scenario, also `manage.py demo_loop`).
 """
 
 import pytest
@@ -21,6 +22,5 @@ def test_corrections_teach_the_line_a_new_defect_type(tmp_path, capsys):
     assert result.after["new_type_recall"] >= 0.90
     assert result.after["new_type_recall"] > result.before["new_type_recall"]
     assert result.after["auroc"] >= result.before["auroc"]
-    assert result.promoted
-    assert result.promoted_by == "gate"
+    assert (result.released, result.released_by) == ("mirror challenger", "gate")
     assert result.gate["passed"] is True

@@ -12,7 +12,8 @@ from ml.engine.generator import ALL_CLASSES
 class Command(BaseCommand):
     help = (
         "Play the data loop on a new synthetic line: a defect type the active model never saw "
-        "appears, an inspector corrects the model, the policy retrains, the gate promotes. "
+        "appears, an inspector corrects the model, the policy retrains, the gate passes the "
+        "candidate, which starts as a mirror challenger beside the active model. "
         "Prints the figures before and after."
     )
 
@@ -37,7 +38,11 @@ class Command(BaseCommand):
             result = run_loop(work_dir=work_dir, settings=settings, out=self.stdout.write)
         self.stdout.write("")
         self.stdout.write(table(result, settings))
-        verdict = f"promoted by {result.promoted_by}" if result.promoted else "not promoted"
+        verdict = (
+            f"{result.released} (by {result.released_by})"
+            if result.released
+            else "waits for a supervisor"
+        )
         self.stdout.write(
             f"{result.stream_images} items after the change, {result.corrections} corrections, "
             f"{result.new_type_corrections} of them {settings.new_type}; "

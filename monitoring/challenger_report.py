@@ -11,17 +11,29 @@ Per model: items predicted; human-checked items (a human's decision in review: s
 blind sample, review) and how many were unbiased (the model hidden); agreement with the human;
 escape rate (defective items, by the human, that the model would have accepted, over the
 defective ones) and false-reject rate (good items it would have rejected, over the good ones),
-each as count of n with a Wilson 95% interval (monitoring.concept.Rate); latency p50 and p99.
-Per defect class and memory are not here yet.
+each as count of n with a Wilson 95% interval (monitoring.concept.Rate); latency p50 and p99;
+the artifact's size on disk (what a worker holds for it, within a few percent: the weights).
+Per defect class is not here yet: an audit's decision is accept or reject, with no class.
+
+`rollout_steps` is the chart's: each step's share, when its first and last items arrived, and
+how many items each model answered at it.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+from django.db.models import Count, Max, Min, Q
 from scipy import stats
 
 from inspection import routing
-from inspection.models import Outcome, Prediction, PredictionRole, Rollout, RolloutMode
+from inspection.models import (
+    Inspection,
+    Outcome,
+    Prediction,
+    PredictionRole,
+    Rollout,
+    RolloutMode,
+)
 from monitoring.concept import Rate
 
 
@@ -122,8 +134,16 @@ def rollout_report(rollout: Rollout, *, current_step_only: bool = False) -> dict
         "mode": rollout.mode,
         "state": rollout.state,
         "share": rollout.share,
-        "active": {"model": _name(rollout.line.active_model), **model_figures(active)},
-        "challenger": {"model": rollout.challenger.name, **model_figures(challenger)},
+        "active": {
+            "model": _name(rollout.line.active_model),
+            "artifact_mb": _artifact_mb(rollout.line.active_model),
+            **model_figures(active),
+        },
+        "challenger": {
+            "model": rollout.challenger.name,
+            "artifact_mb": _artifact_mb(rollout.challenger),
+            **model_figures(challenger),
+        },
     }
     if rollout.mode == RolloutMode.MIRROR:
         report["paired"] = paired_figures(active, challenger)
@@ -132,3 +152,38 @@ def rollout_report(rollout: Rollout, *, current_step_only: bool = False) -> dict
 
 def _name(version) -> str | None:
     return version.name if version is not None else None
+
+
+def _artifact_mb(version) -> float | None:
+    try:
+        return round(version.artifact_file.stat().st_size / 2**20, 2)
+    except (AttributeError, OSError):  # no version, or its file is not on this machine
+        return None
+
+
+def rollout_steps(rollout: Rollout) -> list[dict]:
+    """The rollout's steps in the order they were taken, from its items: share, first and last
+    arrival, items, and the challenger's items (those it answered, or predicted on beside the
+    active model in a mirror). Ordered by the first arrival; a share taken twice (a blue-green
+    switched back and forth) is one row, from its first item to its last."""
+    rows = (
+        Inspection.objects.filter(rollout=rollout)
+        .values("rollout_share")
+        .annotate(
+            first=Min("received_at"),
+            last=Max("received_at"),
+            items=Count("pk"),
+            challenger_items=Count("pk", filter=Q(serving_model__isnull=False)),
+        )
+        .order_by("first")
+    )
+    return [
+        {
+            "share": row["rollout_share"],
+            "first": row["first"].isoformat(),
+            "last": row["last"].isoformat(),
+            "items": row["items"],
+            "challenger_items": row["challenger_items"],
+        }
+        for row in rows
+    ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from monitoring import alert_views, views
+from monitoring import alert_views, rollout_views, views
 
 app_name = "monitoring"
 urlpatterns = [
@@ -12,6 +12,8 @@ urlpatterns = [
     path("lines/<int:pk>/alerts/rules/", alert_views.change_rules, name="line-alert-rules"),
     path("lines/<int:pk>/alerts/mutes/", alert_views.change_mutes, name="line-alert-mutes"),
     path("lines/<int:pk>/alerts/reset/", alert_views.reset_references, name="line-alert-reset"),
+    path("lines/<int:pk>/rollout/", rollout_views.line_rollout, name="line-rollout"),
+    path("lines/<int:pk>/rollout/act/", rollout_views.act_on_rollout, name="line-rollout-act"),
     path(
         "lines/<int:pk>/alerts/settings/", alert_views.change_settings, name="line-alert-settings"
     ),

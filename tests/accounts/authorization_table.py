@@ -56,6 +56,9 @@ LINE_CONTROL = (LOGIN, LOGIN, 403, Sides(BACK, 404), 403, BACK)
 LINE_CONTROL_FORM = (LOGIN, LOGIN, 403, OWN, 403, 200)
 # PRODUCT.md: the data team starts retraining too; promotion and rollback stay line control
 RETRAINING = (LOGIN, LOGIN, 403, Sides(BACK, 404), Sides(BACK, 404), BACK)
+# the world's mirror challenger has no human-checked item, so the gate refuses its next step
+# (409): past the permission, and the same for whoever asks
+ROLLOUT_ACTION = (LOGIN, LOGIN, 403, Sides(409, 404), 403, 409)
 DATASETS = (LOGIN, LOGIN, 403, 200, 200, 200)
 DATASETS_OWN = (LOGIN, LOGIN, 403, OWN, OWN, 200)
 API_DATASETS = (401, 401, 403, 200, 200, 200)
@@ -106,6 +109,9 @@ TABLE = {
     "lines/<int:pk>/alerts/mutes/": {"POST": LINE_CONTROL},
     "lines/<int:pk>/alerts/reset/": {"POST": LINE_CONTROL},
     "lines/<int:pk>/alerts/settings/": {"POST": LINE_CONTROL},
+    # rollouts: whoever sees the line sees its challenger; acting on it is line control
+    "lines/<int:pk>/rollout/": {"GET": OWN_FOR_ROLES},
+    "lines/<int:pk>/rollout/act/": {"POST": ROLLOUT_ACTION},
     "inspections/<int:pk>/": {"GET": OWN_FOR_ROLES},
     "inspections/<int:pk>/image": {"GET": OWN_FOR_ROLES},
     "inspections/<int:pk>/thumb": {"GET": OWN_FOR_ROLES},

@@ -368,6 +368,7 @@ BODIES["POST", "lines/<int:pk>/alerts/settings/"] = lambda o: {
         "drift_audit_fraction": "0.2",
     }
 }
+BODIES["POST", "lines/<int:pk>/rollout/act/"] = lambda o: {"data": {"action": "advance"}}
 BODIES["POST", "api/v1/review/items/<int:pk>/decide"] = lambda o: _json({"decision": "accept"})
 
 ADMIN_LINE_OBJECTS = re.compile(r"admin/(\w+/\w+)/<path:object_id>/")

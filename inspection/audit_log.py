@@ -1,7 +1,12 @@
-"""The line's audit log (LineChange): who changed what, from what, to what, and why."""
+"""The line's audit log (LineChange): who changed what, from what, to what, and why.
+
+Every change to what a line serves passes here (the active model, a rollout, the level), so
+this is also where the serving processes are told of it (inspection.serving_news).
+"""
 
 from typing import Any
 
+from inspection import serving_news
 from inspection.models import Line, LineChange
 
 
@@ -16,3 +21,5 @@ def record_line_change(
         changed_by=changed_by,
         reason=reason,
     )
+    if field in serving_news.SERVING_FIELDS:
+        serving_news.announce_change()

@@ -107,12 +107,13 @@ def forget_loaded_models() -> None:
         _cache.clear()
 
 
-def warm_up_active_models() -> list[str]:
+def warm_up_active_models(*, only_new: bool = False) -> list[str]:
     """Load the versions the lines serve (active models and running rollouts' challengers) and
-    run each once on a blank image; return their names. Importing torch and loading a model
-    takes seconds, more than a line's budget, so a process that does it on its first item sends
-    that item to the fail-safe. A version that cannot be loaded is logged and skipped: its
-    items get the fail-safe as before."""
+    run each once on a blank image; return their names. With only_new, only those this
+    process does not hold yet (inspection.serving_news calls it on every change). Importing
+    torch and loading a model takes seconds, more than a line's budget, so a process that does
+    it on its first item sends that item to the fail-safe. A version that cannot be loaded is
+    logged and skipped: its items get the fail-safe as before."""
     from PIL import Image
 
     # newest first; a human-only line never asks its model
@@ -132,6 +133,8 @@ def warm_up_active_models() -> list[str]:
     _cache_size = max(_CACHE_SIZE, len(versions))
     warmed = []
     for version in versions.values():
+        if only_new and version.pk in _cache:
+            continue
         started = time.perf_counter()
         try:
             model = loaded_model(version)

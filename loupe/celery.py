@@ -43,6 +43,14 @@ def _prepare_to_judge(**kwargs):
         from loupe.startup import prepare_before_taking_items
 
         prepare_before_taking_items()
+    if (
+        not _queues
+        or {settings.CELERY_TASK_DEFAULT_QUEUE, settings.LOUPE_CHALLENGER_QUEUE} & _queues
+    ):
+        from inspection import serving_news
+
+        # a challenger started, stepped or promoted is loaded in this process at once
+        serving_news.listen()
 
 
 @signals.task_prerun.connect

@@ -47,6 +47,7 @@ class Worker:
         loupe_dirs: Path,
         log_dir: Path,
         queues: str = "inference",
+        concurrency: int = 1,
         **env,
     ):
         self.log_path = log_dir / f"worker-{name}.log"
@@ -75,7 +76,7 @@ class Worker:
                 "-Q",
                 queues,
                 "--pool=prefork",
-                "--concurrency=1",
+                f"--concurrency={concurrency}",
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
@@ -127,8 +128,8 @@ def start_worker(real_services, django_db_setup, django_db_blocker, loupe_dirs, 
     log_dir = tmp_path_factory.mktemp("worker-logs")
     started: list[Worker] = []
 
-    def start(name: str, queues: str = "inference", **env) -> Worker:
-        worker = Worker(name, db_name, loupe_dirs, log_dir, queues, **env)
+    def start(name: str, queues: str = "inference", concurrency: int = 1, **env) -> Worker:
+        worker = Worker(name, db_name, loupe_dirs, log_dir, queues, concurrency, **env)
         started.append(worker)
         return worker
 

@@ -5,7 +5,10 @@ decided (issue 12, point 2; read when asked, nothing stored).
   McNemar's exact test on the human-checked items where exactly one of them was right (a
   binomial test of the discordant pairs, scipy.stats), which is the paired comparison.
 - A canary or blue-green rollout splits the items: each model is judged on the items it
-  answered, chiefly the audits of its automatic decisions.
+  answered, chiefly the audits of its automatic decisions; the active model also on its
+  human-checked items of the BASELINE_DAYS before the rollout (`active_before`), which the
+  gate adds to the rollout's: at a 2% audit the incumbent's own share of a canary's items holds
+  too few checked ones to tell a bad challenger from it quickly.
 
 Per model: items predicted; human-checked items (a human's decision in review: shadow, audit,
 blind sample, review) and how many were unbiased (the model hidden); agreement with the human;
@@ -20,6 +23,7 @@ how many items each model answered at it.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 from django.db.models import Count, Max, Min, Q
@@ -35,6 +39,10 @@ from inspection.models import (
     RolloutMode,
 )
 from monitoring.concept import Rate
+
+# a canary's incumbent is judged on its human-checked items during the rollout and in the days
+# before it (`active_before`): at a 2% audit the rollout's own weeks of items hold a handful
+BASELINE_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,10 @@ def paired_figures(active: list[Judged], challenger: list[Judged]) -> dict:
     }
 
 
-def _judged(rollout: Rollout, **filters) -> list[Judged]:
-    rows = Prediction.objects.filter(inspection__rollout=rollout, **filters).values_list(
+def _judged(rollout: Rollout | None, **filters) -> list[Judged]:
+    if rollout is not None:
+        filters["inspection__rollout"] = rollout
+    rows = Prediction.objects.filter(**filters).values_list(
         "inspection_id",
         "defect_probability",
         "inspection__reject_threshold",
@@ -147,7 +157,25 @@ def rollout_report(rollout: Rollout, *, current_step_only: bool = False) -> dict
     }
     if rollout.mode == RolloutMode.MIRROR:
         report["paired"] = paired_figures(active, challenger)
+    else:
+        report["active_before"] = model_figures(_track_record(rollout))
     return report
+
+
+def _track_record(rollout: Rollout) -> list[Judged]:
+    """The active model's human-checked items on the line in the BASELINE_DAYS before the
+    rollout started."""
+    if rollout.line.active_model_id is None:
+        return []
+    return _judged(
+        None,
+        role=PredictionRole.PRIMARY,
+        model_version_id=rollout.line.active_model_id,
+        inspection__line=rollout.line,
+        inspection__received_at__gte=rollout.started_at - timedelta(days=BASELINE_DAYS),
+        inspection__received_at__lt=rollout.started_at,
+        inspection__review_item__decided_at__isnull=False,
+    )
 
 
 def _name(version) -> str | None:

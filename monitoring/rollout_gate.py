@@ -7,7 +7,7 @@ the same rollout (issue 12, point 3), and the steps it lets a rollout take.
   webhook):
   - canary: for the escape rate or the false-reject rate, Fisher's exact test (one-sided,
     monitoring.concept.higher_than) says the challenger's count is higher than the active
-    model's with p below BREACH_ALPHA;
+    model's (during the rollout and in the week before it) with p below BREACH_ALPHA;
   - mirror: both models judged the same items, so McNemar's exact test on the human-checked
     ones where exactly one model was right (monitoring.challenger_report.paired_figures) says
     the active model is right more often, p below BREACH_ALPHA.
@@ -55,6 +55,15 @@ def _rate(figures: dict, name: str) -> Rate:
     return Rate(figures[name]["count"], figures[name]["n"])
 
 
+def _active_rate(report: dict, name: str) -> Rate:
+    """The active model's rate during the rollout and, for a canary, in the days before it."""
+    during, before = _rate(report["active"], name), report.get("active_before")
+    if before is None:
+        return during
+    earlier = _rate(before, name)
+    return Rate(during.count + earlier.count, during.n + earlier.n)
+
+
 def _mcnemar_says_worse(paired: dict, alpha: float) -> bool:
     return paired["active_only_right"] > paired["challenger_only_right"] and (
         paired["mcnemar_p"] < alpha
@@ -74,7 +83,7 @@ def breach(report: dict, *, alpha: float = BREACH_ALPHA) -> str | None:
             )
         return None
     for name in RATES:
-        ours, theirs = _rate(report["challenger"], name), _rate(report["active"], name)
+        ours, theirs = _rate(report["challenger"], name), _active_rate(report, name)
         if ours.n == 0 or ours.count == 0:
             continue
         p = higher_than(ours, theirs)
@@ -106,7 +115,7 @@ def ready_to_advance(
             f"challenger on {paired['challenger_only_right']} (McNemar p={paired['mcnemar_p']:.2g})"
         )
     for name in RATES:
-        theirs = _rate(report["active"], name).rate or 0.0
+        theirs = _active_rate(report, name).rate or 0.0
         upper = report["challenger"][name]["high_pct"] / 100
         if upper > theirs + margin:
             return False, (

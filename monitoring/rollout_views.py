@@ -42,9 +42,12 @@ def line_rollout(request, pk):
     if shown is not None:
         report = rollout_report(shown)
         context["report"] = report
+        rows = [("active", "Active"), ("challenger", "Challenger")]
+        if "active_before" in report:
+            rows.insert(1, ("active_before", "Active, the week before"))
         context["report_rows"] = [
-            (who, {**report[who], "rates": [report[who][k] for k in RATES]})
-            for who in ("active", "challenger")
+            (key, label, {**report[key], "rates": [report[key][k] for k in RATES]})
+            for key, label in rows
         ]
         context["steps"] = rollout_steps(shown)
         if shown.state == RolloutState.RUNNING and shown.mode != RolloutMode.BLUE_GREEN:

@@ -264,3 +264,49 @@ def test_below_the_automatic_level_the_gate_steps_nothing(mirrored):
     play(100, "M")
     assert check_rollouts() == []
     assert Rollout.objects.get(pk=rollout.pk).mode == "mirror"
+
+
+@pytest.mark.django_db
+def test_at_a_low_line_audit_the_incumbents_week_before_makes_the_comparison(make_line, inspector):
+    """At a 2% audit the incumbent's items during a 5% canary hold almost no checked good item,
+    so the gate compares with its checked items of the days before the rollout too."""
+    line = make_line(name="press", level="full", audit_fraction=0.02)
+    incumbent, flipped = seed_model_version("incumbent"), seed_model_version("flipped")
+    ml_services.set_active_version(line=line, model_version=incumbent, changed_by="test")
+    station, _ = services.create_station(line=line, name="cam")
+    ines = inspector(line)
+
+    def audit(item, defective):
+        review = ReviewItem.objects.filter(inspection=item).first()
+        if review is not None:
+            outcome = "reject" if defective else "accept"
+            decide_review_item(item=review, inspector=ines, outcome=outcome)
+        return review is not None
+
+    # yesterday's production: the incumbent right on every item, 2% audited
+    checked = sum(
+        audit(seed_inspection(station, f"Y{n}", probability=0.05, model_version=incumbent), False)
+        for n in range(800)
+    )
+    assert checked >= 8
+    rollout = start_rollout(
+        line=line, challenger=flipped, mode="canary", share=0.05, changed_by="sv"
+    )
+    decided_by_challenger = 0
+    for number in range(2000):
+        serial = f"G{number}"
+        by_challenger = challenger_draw(rollout.pk, station.pk, serial) < rollout.share
+        item = seed_inspection(
+            station,
+            serial,
+            probability=0.95 if by_challenger else 0.05,
+            model_version=flipped if by_challenger else incumbent,
+        )
+        decided_by_challenger += by_challenger
+        audit(item, False)
+        if number % 10 == 9 and check_rollouts():
+            break
+    rollout.refresh_from_db()
+    print(f"\nat a 2% line audit the flipped challenger decided {decided_by_challenger} items")
+    assert rollout.state == RolloutState.ROLLED_BACK
+    assert decided_by_challenger <= 25  # the rollout's own audits alone need about 50

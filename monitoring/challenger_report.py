@@ -15,14 +15,16 @@ blind sample, review) and how many were unbiased (the model hidden); agreement w
 escape rate (defective items, by the human, that the model would have accepted, over the
 defective ones) and false-reject rate (good items it would have rejected, over the good ones),
 each as count of n with a Wilson 95% interval (monitoring.concept.Rate); latency p50 and p99;
-the artifact's size on disk (what a worker holds for it, within a few percent: the weights).
-Per defect class is not here yet: an audit's decision is accept or reject, with no class.
+the artifact's size on disk (what a worker holds for it, within a few percent: the weights);
+and per defect class, the escape rate over the defective items whose labels (the latest
+revision, labeling.selectors.latest_revisions) name that class: an audit's accept or reject
+names none, so this counts only the items someone labeled with boxes.
 
 `rollout_steps` is the chart's: each step's share, when its first and last items arrived, and
 how many items each model answered at it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import numpy as np
@@ -38,6 +40,7 @@ from inspection.models import (
     Rollout,
     RolloutMode,
 )
+from labeling.selectors import latest_revisions
 from monitoring.concept import Rate
 
 # a canary's incumbent is judged on its human-checked items during the rollout and in the days
@@ -55,6 +58,7 @@ class Judged:
     latency_ms: float
     human: str  # accept, reject, or "" while no human decided
     unbiased: bool
+    classes: tuple[str, ...] = ()  # the defect classes its labels name, where labeled
 
     @property
     def outcome(self) -> str:
@@ -80,6 +84,13 @@ def model_figures(judged: list[Judged]) -> dict:
             sum(j.outcome == Outcome.ACCEPT for j in defective), len(defective)
         ).as_dict(),
         "false_reject": Rate(sum(j.outcome == Outcome.REJECT for j in good), len(good)).as_dict(),
+        "per_class": {
+            name: Rate(
+                sum(j.outcome == Outcome.ACCEPT for j in defective if name in j.classes),
+                sum(name in j.classes for j in defective),
+            ).as_dict()
+            for name in sorted({name for j in defective for name in j.classes})
+        },
         "latency_ms": {
             "p50": None if latencies is None else round(float(np.percentile(latencies, 50)), 2),
             "p99": None if latencies is None else round(float(np.percentile(latencies, 99)), 2),
@@ -119,10 +130,26 @@ def _judged(rollout: Rollout | None, **filters) -> list[Judged]:
         "inspection__review_item__decision",
         "inspection__review_item__shows_model",
     )
-    return [
+    judged = [
         Judged(i, p, threshold, ms, human or "", shows is False)
         for i, p, threshold, ms, human, shows in rows.order_by("inspection_id")
     ]
+    return _with_classes(judged)
+
+
+def _with_classes(judged: list[Judged]) -> list[Judged]:
+    """The items a person called defective, with the classes their labels name."""
+    defective = [j.inspection_id for j in judged if j.human == Outcome.REJECT]
+    if not defective:
+        return judged
+    labels = (
+        latest_revisions()
+        .filter(inspection_id__in=defective)
+        .exclude(boxes=[])
+        .values_list("inspection_id", "boxes")
+    )
+    named = {item: tuple(sorted({box["label"] for box in boxes})) for item, boxes in labels}
+    return [replace(j, classes=named.get(j.inspection_id, ())) for j in judged]
 
 
 def rollout_report(rollout: Rollout, *, current_step_only: bool = False) -> dict:

@@ -49,6 +49,10 @@ def line_rollout(request, pk):
             (key, label, {**report[key], "rates": [report[key][k] for k in RATES]})
             for key, label in rows
         ]
+        names = sorted({name for key, _ in rows for name in report[key]["per_class"]})
+        context["per_class"] = [
+            (name, [report[key]["per_class"].get(name) for key, _ in rows]) for name in names
+        ]
         context["steps"] = rollout_steps(shown)
         if shown.state == RolloutState.RUNNING and shown.mode != RolloutMode.BLUE_GREEN:
             at_step = rollout_report(shown, current_step_only=True)

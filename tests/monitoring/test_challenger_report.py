@@ -7,6 +7,7 @@ from inspection.models import Prediction, PredictionRole
 from inspection.rollouts import start_rollout
 from ml import services as ml_services
 from monitoring.challenger_report import Judged, model_figures, paired_figures, rollout_report
+from labeling.services import save_annotation
 from review.services import decide_review_item
 from tests.helpers import seed_inspection, seed_model_version
 
@@ -69,6 +70,9 @@ def test_a_mirror_report_compares_both_models_on_the_items_shadow_inspectors_dec
         )
         outcome = "reject" if defective else "accept"
         decide_review_item(item=item.review_item, inspector=ines, outcome=outcome)
+        if defective and number % 2 == 0:  # half the defects labeled: scratches, with a box
+            box = {"x0": 1, "y0": 1, "x1": 9, "y1": 9, "label": "scratch"}
+            save_annotation(inspection=item, author=ines, image_label="defective", boxes=[box])
     report = rollout_report(line.rollouts.get())
     assert report["active"]["model"] == "incumbent"
     assert report["active"]["escape"]["count"] == 0
@@ -77,3 +81,7 @@ def test_a_mirror_report_compares_both_models_on_the_items_shadow_inspectors_dec
     assert report["paired"]["active_only_right"] == 4
     assert report["paired"]["models_agree"]["count"] == 16
     assert report["challenger"]["latency_ms"]["p50"] == 7.0
+    # per class, over the labeled defects only: items 0, 2 (missed), 4, 6, 8 (caught)
+    scratch = report["challenger"]["per_class"]["scratch"]
+    assert (scratch["count"], scratch["n"]) == (2, 5)
+    assert report["active"]["per_class"]["scratch"]["count"] == 0

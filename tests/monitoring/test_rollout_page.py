@@ -9,6 +9,7 @@ from inspection.models import LineChange, ReviewItem, Rollout
 from inspection.rollouts import challenger_draw, start_rollout
 from ml import services as ml_services
 from ml.models import ModelVersion
+from labeling.services import save_annotation
 from review.services import decide_review_item
 from tests.helpers import seed_inspection, seed_model_version
 
@@ -57,6 +58,10 @@ def test_the_page_shows_both_models_side_by_side_and_why_the_next_step_waits(wor
         audit = ReviewItem.objects.filter(inspection=item).first()
         if audit is not None:
             decide_review_item(item=audit, inspector=users["inspector"], outcome="reject")
+            box = {"x0": 1, "y0": 1, "x1": 9, "y1": 9, "label": "dent"}
+            save_annotation(
+                inspection=item, author=users["inspector"], image_label="defective", boxes=[box]
+            )
     page = client_of(users["inspector"]).get(f"/lines/{line.pk}/rollout/").content.decode()
     challenger_items = sum(
         challenger_draw(rollout.pk, station.pk, f"P{n}") < 0.5 for n in range(40)
@@ -66,6 +71,8 @@ def test_the_page_shows_both_models_side_by_side_and_why_the_next_step_waits(wor
     assert "Next step: <strong>decide 100% of items</strong>" in page
     assert "human-checked items at this step" in page  # the reason it waits
     assert 'id="rollout-steps"' in page and '"share": 0.5' in page
+    # every audited item was labeled a dent, and both models caught every one
+    assert '<table id="rollout-per-class">' in page and "<td>dent</td><td>0.0%" in page
     # an inspector sees, and has no button
     assert "Roll back" not in page
     assert (

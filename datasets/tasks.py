@@ -8,12 +8,12 @@ asking again starts a new one (services.STALE_AFTER), and no partial file is eve
 """
 
 import logging
-import os
 
 from celery import shared_task
 from django.db import transaction
 
 from datasets import batch, limits, services
+from loupe.common.cpu_priority import step_back_from_station_work
 from loupe.common.time_limits import time_limits
 
 logger = logging.getLogger(__name__)
@@ -46,31 +46,11 @@ def predict_batch_task(self, batch_id: int) -> None:
     batch.run_batch(batch_id=batch_id)  # only the first run of a batch does anything
 
 
-_reniced = False
-
-
 def _yield_to_station_work(app) -> None:
-    """A worker process that serves the batch queue alone steps back once: the idle scheduling
-    class (any other process that wakes up takes the core at once, where a mere nice value
-    still makes a waking station item wait for the batch's time slice) and the lowest nice
-    value (batch.batch_nice). Never in a worker that also takes other queues (it would slow
-    their tasks), nor in the web process (the embedded mode runs tasks there)."""
-    global _reniced
-    if _reniced or set(app.amqp.queues.consume_from) != {batch.batch_queue()}:
-        return
-    _reniced = True
-    if batch.batch_nice() <= 0:
-        return
-    os.nice(batch.batch_nice())
-    idle = hasattr(os, "SCHED_IDLE")
-    if idle:  # Linux; threads started from here on (torch's, if any) inherit it
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    logger.info(
-        "batch worker process %s runs at nice %d%s",
-        os.getpid(),
-        os.nice(0),
-        " in the idle scheduling class" if idle else "",
-    )
+    """A worker process that serves the batch queue alone steps back (loupe.common.cpu_priority)
+    to batch.batch_nice; never one that also takes other queues (it would slow their tasks)."""
+    if set(app.amqp.queues.consume_from) == {batch.batch_queue()}:
+        step_back_from_station_work(nice=batch.batch_nice(), kind="batch")
 
 
 def send_after_commit(task, object_id: int, model) -> None:

@@ -3,7 +3,7 @@ import time
 
 import kombu.exceptions
 import redis.exceptions
-from celery import shared_task
+from celery import Task, shared_task
 from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 from django.conf import settings
@@ -11,6 +11,7 @@ from django.conf import settings
 from inspection import decisions, mirror, services
 from inspection.models import FailSafeReason, Inspection
 from loupe.common import metrics
+from loupe.common.cpu_priority import step_back_from_station_work
 from loupe.common.time_limits import time_limits
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,15 @@ def prediction_task_id(inspection_id: int) -> str:
     return f"inspection.predict:{inspection_id}"
 
 
+class _PredictTask(Task):
+    def on_success(self, retval, task_id, args, kwargs) -> None:
+        # after the result is stored, so the station's answer never waits for this send
+        if retval:
+            enqueue_challenger_prediction(args[0])
+
+
 @shared_task(
+    base=_PredictTask,
     name="inspection.predict",
     acks_late=True,
     autoretry_for=(OSError,),
@@ -37,7 +46,9 @@ def prediction_task_id(inspection_id: int) -> str:
     max_retries=5,
     **time_limits("inference"),
 )
-def predict_task(inspection_id: int) -> None:
+def predict_task(inspection_id: int) -> bool:
+    """Predict and route the item; True when a mirror challenger is to predict on it too
+    (sent by on_success, once the answer is out)."""
     # the sender's headers label the figures (loupe.common.metrics); headers, not arguments,
     # so a worker of the previous release takes the message as before during an upgrade
     sent = predict_task.request.headers or {}
@@ -49,13 +60,24 @@ def predict_task(inspection_id: int) -> None:
         inspection = services.predict_and_route(inspection_id=inspection_id)
     finally:
         metrics.current_station.reset(labels)
-    if inspection is not None and mirror.wants_challenger_prediction(inspection):
-        enqueue_challenger_prediction(inspection_id)
+    return inspection is not None and mirror.wants_challenger_prediction(inspection)
 
 
-@shared_task(name="inspection.predict_challenger", acks_late=True, **time_limits("inference"))
-def predict_challenger_task(inspection_id: int) -> None:
-    """A mirror challenger's prediction, after the active model answered (inspection.mirror)."""
+@shared_task(
+    name="inspection.predict_challenger",
+    bind=True,
+    acks_late=True,
+    **time_limits("inference"),
+)
+def predict_challenger_task(self, inspection_id: int) -> None:
+    """A mirror challenger's prediction, after the active model answered (inspection.mirror).
+    A worker that serves the challenger queue alone steps back from the cores (at
+    LOUPE_CHALLENGER_NICE), so the stations' predictions go first; its backlog is sampled
+    down when it falls behind."""
+    if not self.request.is_eager and set(self.app.amqp.queues.consume_from) == {
+        settings.LOUPE_CHALLENGER_QUEUE
+    }:
+        step_back_from_station_work(nice=settings.LOUPE_CHALLENGER_NICE, kind="challenger")
     mirror.record_challenger_prediction(inspection_id=inspection_id)
 
 

@@ -221,6 +221,9 @@ LOUPE_BATCH_NICE = env_int("LOUPE_BATCH_NICE", 19, minimum=0)
 # many waiting messages its items are skipped (sampled down), so it never falls hours behind
 LOUPE_CHALLENGER_QUEUE = env_str("LOUPE_CHALLENGER_QUEUE", "challenger")
 LOUPE_CHALLENGER_MAX_BACKLOG = env_int("LOUPE_CHALLENGER_MAX_BACKLOG", 200, minimum=0)
+# A worker that serves the challenger queue alone runs in the idle scheduling class at this
+# nice value (0: as it is), so a mirror never takes a core from a station's prediction
+LOUPE_CHALLENGER_NICE = env_int("LOUPE_CHALLENGER_NICE", 19, minimum=0)
 # A rollout's next step needs this many human-checked items of the challenger at its current
 # step, and each of its rates' 95% upper bound at most the active model's rate plus the margin
 # (monitoring.rollout_gate). An upper bound of 2% over no misses takes 190 items of the kind.

@@ -8,7 +8,7 @@ TEST_ENV := SECRET_KEY=test-only-not-a-secret-padded-to-fifty-characters-0123456
 	CELERY_BROKER_URL=redis://127.0.0.1:6379/15 \
 	CELERY_RESULT_BACKEND=redis://127.0.0.1:6379/15
 
-.PHONY: venv services test test-engine lint demo demo-check drift-check bench
+.PHONY: venv services test test-engine lint demo demo-check drift-check rollout-check bench
 
 venv:
 	@scripts/ensure_venv.sh
@@ -23,6 +23,7 @@ services:
 test: venv services
 	$(TEST_ENV) $(VENV)/bin/pytest tests/ml_engine -p no:django --durations=10
 	$(TEST_ENV) $(VENV)/bin/pytest tests --ignore=tests/ml_engine --ignore=tests/drift_demo \
+		--ignore=tests/rollout_demo \
 		-n 2 --durations=25
 
 test-engine: venv
@@ -42,6 +43,10 @@ demo-check: venv
 # manage.py demo_drift on a fresh embedded database, held to issue 11's targets (10-15 min)
 drift-check: venv
 	$(VENV)/bin/pytest tests/drift_demo -p no:django -s
+
+# manage.py demo_rollout on a fresh embedded database, held to issue 12's targets (6-8 min)
+rollout-check: venv
+	$(VENV)/bin/pytest tests/rollout_demo -p no:django -s
 
 bench: venv services
 	$(TEST_ENV) $(PY) bench/station_throughput.py

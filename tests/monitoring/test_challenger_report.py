@@ -5,9 +5,9 @@ import pytest
 from inspection import services
 from inspection.models import Prediction, PredictionRole
 from inspection.rollouts import start_rollout
+from labeling.services import save_annotation
 from ml import services as ml_services
 from monitoring.challenger_report import Judged, model_figures, paired_figures, rollout_report
-from labeling.services import save_annotation
 from review.services import decide_review_item
 from tests.helpers import seed_inspection, seed_model_version
 

@@ -7,9 +7,9 @@ from accounts.services import create_user
 from inspection import services
 from inspection.models import LineChange, ReviewItem, Rollout
 from inspection.rollouts import challenger_draw, start_rollout
+from labeling.services import save_annotation
 from ml import services as ml_services
 from ml.models import ModelVersion
-from labeling.services import save_annotation
 from review.services import decide_review_item
 from tests.helpers import seed_inspection, seed_model_version
 

@@ -69,3 +69,51 @@ def seed_inspection(station, external_id, *, probability=None, regions=(), model
     decisions.record_route(inspection, route, model_version=model_version)
     inspection.refresh_from_db()
     return inspection
+
+
+def artifact_copies(source, folder, names: tuple[str, ...]) -> list:
+    """Copies of a model artifact in `folder`, each after the first one byte longer than the
+    one before: another hash, so another model version, with the same network (torch ignores
+    bytes after the archive)."""
+    import shutil
+
+    paths = []
+    for extra, name in enumerate(names):
+        target = folder / name
+        shutil.copy(source, target)
+        with open(target, "ab") as handle:
+            handle.write(b"\0" * extra)
+        paths.append(target)
+    return paths
+
+
+def run_embedded_demo(tmp_path, command: list[str], *, timeout_s: float) -> dict:
+    """`manage.py <command>` in its own process on a fresh, empty embedded database (SQLite,
+    tasks in process) under tmp_path; prints its output's tail and returns its last line,
+    a JSON object. Fails the test when the command fails."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+        and not key.startswith("DJANGO_")
+    }
+    env["LOUPE_VAR_DIR"] = str(tmp_path / "var")
+    manage = [sys.executable, str(root / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=root, env=env, check=True)
+    started = time.monotonic()
+    run = subprocess.run(
+        [*manage, *command, "--work-dir", str(tmp_path / "images")],
+        cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s,
+    )  # fmt: skip
+    print(run.stdout[-4000:], run.stderr[-2000:], sep="\n")
+    print(f"{command[0]} took {time.monotonic() - started:.0f} s")
+    assert run.returncode == 0
+    return json.loads(run.stdout.strip().splitlines()[-1])

@@ -2,7 +2,6 @@
 processes load the challenger when the rollout starts (told through Redis, not on their first
 item), and switches both ways under continuous station traffic fail no request."""
 
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import requests
 from inspection import rollouts, services
 from ml import challengers
 from ml import services as ml_services
-from tests.helpers import image_bytes
+from tests.helpers import artifact_copies, image_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BUDGET_MS = 3000
@@ -38,13 +37,9 @@ def worker(start_worker):
 
 @pytest.fixture
 def line_with_green(live_server, trained_artifact, settings, worker):
-    paths = []
-    for name in ("bg-blue.pt", "bg-green.pt"):
-        target = settings.LOUPE_MODEL_DIR / name
-        shutil.copy(trained_artifact, target)
-        paths.append(target)
-    with open(paths[1], "ab") as handle:
-        handle.write(b"\0")  # another hash; torch ignores bytes after the archive
+    paths = artifact_copies(
+        trained_artifact, settings.LOUPE_MODEL_DIR, ("bg-blue.pt", "bg-green.pt")
+    )
     line = services.create_line(name="bg-line", level="full", latency_budget_ms=BUDGET_MS)
     blue = ml_services.register_model_version(artifact=paths[0], name="blue", line=line)
     ml_services.set_active_version(line=line, model_version=blue, changed_by="test")

@@ -1,7 +1,6 @@
 """A mirror challenger over real HTTP, a real worker process, PostgreSQL and Redis: it predicts
 on every item after the active model answered, on its own queue, and never reaches a station."""
 
-import shutil
 import time
 
 import pytest
@@ -11,7 +10,7 @@ from inspection import services
 from inspection.models import Prediction, PredictionRole
 from ml import challengers
 from ml import services as ml_services
-from tests.helpers import image_bytes
+from tests.helpers import artifact_copies, image_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,13 +25,9 @@ def worker(start_worker):
 @pytest.fixture
 def mirrored_station(live_server, trained_artifact, settings, worker):
     """A full-automation line serving the tiny model, a byte-different copy mirroring it."""
-    paths = []
-    for name in ("tiny-active.pt", "tiny-mirror.pt"):
-        target = settings.LOUPE_MODEL_DIR / name
-        shutil.copy(trained_artifact, target)
-        paths.append(target)
-    with open(paths[1], "ab") as handle:
-        handle.write(b"\0")  # another hash; torch ignores bytes after the archive
+    paths = artifact_copies(
+        trained_artifact, settings.LOUPE_MODEL_DIR, ("tiny-active.pt", "tiny-mirror.pt")
+    )
     # a budget the first item can meet while the worker loads both models
     line = services.create_line(name="mirror-line", level="full", latency_budget_ms=30_000)
     active = ml_services.register_model_version(artifact=paths[0], name="active", line=line)

@@ -88,6 +88,34 @@ def test_a_mirror_is_judged_item_by_item_by_mcnemar():
     assert ready_to_advance(thin) == (False, "60 of 100 human-checked items at this step")
 
 
+def play_until_rolled_back(
+    station, rollout, incumbent, challenger, ines, *, items, defective, sees, prefix, every=1
+) -> int:
+    """Post up to `items` items, item n defective when defective(n); the model that answers it
+    calls it defective when sees(n, by_challenger). An inspector decides each audit with the
+    truth; the gate checks every `every` items. Returns the items the challenger decided."""
+    decided_by_challenger = 0
+    for number in range(items):
+        serial = f"{prefix}{number}"
+        by_challenger = challenger_draw(rollout.pk, station.pk, serial) < rollout.share
+        item = seed_inspection(
+            station,
+            serial,
+            probability=0.95 if sees(number, by_challenger) else 0.05,
+            model_version=challenger if by_challenger else incumbent,
+        )
+        assert item.serving_model_id == (challenger.pk if by_challenger else None)
+        decided_by_challenger += by_challenger
+        audit = ReviewItem.objects.filter(inspection=item).first()
+        if audit is not None:
+            outcome = "reject" if defective(number) else "accept"
+            decide_review_item(item=audit, inspector=ines, outcome=outcome)
+        if number % every == every - 1 and check_rollouts():
+            break
+    rollout.refresh_from_db()
+    return decided_by_challenger
+
+
 @pytest.mark.django_db
 def test_a_canary_that_rejects_good_items_is_rolled_back_after_its_first_audits(
     make_line, inspector
@@ -102,26 +130,11 @@ def test_a_canary_that_rejects_good_items_is_rolled_back_after_its_first_audits(
     rollout = start_rollout(
         line=line, challenger=flipped, mode="canary", share=0.25, changed_by="sv"
     )
-    ines = inspector(line)
-    decided_by_challenger = 0
-    for number in range(400):
-        serial = f"G{number}"  # every item is good
-        by_challenger = challenger_draw(rollout.pk, station.pk, serial) < rollout.share
-        # the flipped model calls good items defective; the incumbent accepts them
-        item = seed_inspection(
-            station,
-            serial,
-            probability=0.95 if by_challenger else 0.05,
-            model_version=flipped if by_challenger else incumbent,
-        )
-        assert item.serving_model_id == (flipped.pk if by_challenger else None)
-        decided_by_challenger += by_challenger
-        audit = ReviewItem.objects.filter(inspection=item).first()
-        if audit is not None:
-            decide_review_item(item=audit, inspector=ines, outcome="accept")
-        if check_rollouts():
-            break
-    rollout.refresh_from_db()
+    # every item is good; the flipped model calls them defective, the incumbent accepts them
+    decided_by_challenger = play_until_rolled_back(
+        station, rollout, incumbent, flipped, inspector(line), items=400, prefix="G",
+        defective=lambda n: False, sees=lambda n, by_challenger: by_challenger,
+    )  # fmt: skip
     print(f"\nthe flipped challenger decided {decided_by_challenger} items before the rollback")
     assert rollout.state == RolloutState.ROLLED_BACK and rollout.share == 0.0
     assert decided_by_challenger <= 50
@@ -142,28 +155,12 @@ def test_a_challenger_blind_to_one_defect_class_is_rolled_back_on_its_escapes(ma
     ml_services.set_active_version(line=line, model_version=incumbent, changed_by="test")
     station, _ = services.create_station(line=line, name="cam")
     rollout = start_rollout(line=line, challenger=blind, mode="canary", share=0.25, changed_by="sv")
-    ines = inspector(line)
-    decided_by_challenger = 0
-    for number in range(3000):
-        serial = f"P{number}"
-        defective, scratch = number % 2 == 0, number % 8 == 0
-        by_challenger = challenger_draw(rollout.pk, station.pk, serial) < rollout.share
-        sees_it = defective and not (by_challenger and scratch)
-        item = seed_inspection(
-            station,
-            serial,
-            probability=0.95 if sees_it else 0.05,
-            model_version=blind if by_challenger else incumbent,
-        )
-        decided_by_challenger += by_challenger
-        audit = ReviewItem.objects.filter(inspection=item).first()
-        if audit is not None:
-            decide_review_item(
-                item=audit, inspector=ines, outcome="reject" if defective else "accept"
-            )
-        if number % 10 == 9 and check_rollouts():
-            break
-    rollout.refresh_from_db()
+    decided_by_challenger = play_until_rolled_back(
+        station, rollout, incumbent, blind, inspector(line), items=3000, prefix="P", every=10,
+        defective=lambda n: n % 2 == 0,
+        # a scratch (one defective item in four) is what the blind challenger alone misses
+        sees=lambda n, by_challenger: n % 2 == 0 and not (by_challenger and n % 8 == 0),
+    )  # fmt: skip
     print(f"\nthe scratch-blind challenger decided {decided_by_challenger} items, then rolled back")
     assert rollout.state == RolloutState.ROLLED_BACK
     assert "escape rate" in rollout.ended_reason
@@ -292,21 +289,10 @@ def test_at_a_low_line_audit_the_incumbents_week_before_makes_the_comparison(mak
     rollout = start_rollout(
         line=line, challenger=flipped, mode="canary", share=0.05, changed_by="sv"
     )
-    decided_by_challenger = 0
-    for number in range(2000):
-        serial = f"G{number}"
-        by_challenger = challenger_draw(rollout.pk, station.pk, serial) < rollout.share
-        item = seed_inspection(
-            station,
-            serial,
-            probability=0.95 if by_challenger else 0.05,
-            model_version=flipped if by_challenger else incumbent,
-        )
-        decided_by_challenger += by_challenger
-        audit(item, False)
-        if number % 10 == 9 and check_rollouts():
-            break
-    rollout.refresh_from_db()
+    decided_by_challenger = play_until_rolled_back(
+        station, rollout, incumbent, flipped, ines, items=2000, prefix="G", every=10,
+        defective=lambda n: False, sees=lambda n, by_challenger: by_challenger,
+    )  # fmt: skip
     print(f"\nat a 2% line audit the flipped challenger decided {decided_by_challenger} items")
     assert rollout.state == RolloutState.ROLLED_BACK
     assert decided_by_challenger <= 25  # the rollout's own audits alone need about 50

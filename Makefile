@@ -19,9 +19,10 @@ services:
 # the slowest tests are printed, so a run over its 25 minutes says where the time went. The
 # Django suite runs in two processes (pytest -n 2), each with its own test database and Redis
 # database (tests/conftest.py): one process left a core idle while it waited on PostgreSQL,
-# Redis, workers and the browser.
+# Redis, workers and the browser. The engine's tests run in two processes too, a file to each
+# (the acceptance file trains its model once), the slow ones first.
 test: venv services
-	$(TEST_ENV) $(VENV)/bin/pytest tests/ml_engine -p no:django --durations=10
+	$(TEST_ENV) $(VENV)/bin/pytest tests/ml_engine -p no:django -n 2 --dist loadfile --durations=10
 	$(TEST_ENV) $(VENV)/bin/pytest tests --ignore=tests/ml_engine --ignore=tests/drift_demo \
 		--ignore=tests/rollout_demo \
 		-n 2 --durations=25

@@ -24,3 +24,21 @@ def quick_model(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
     """A barely trained model: enough to exercise saving, loading and prediction quickly."""
     out = tmp_path_factory.mktemp("quick_model") / "model.pt"
     return train_model(small_dataset, out, config=TrainConfig(epochs=1, batch_size=8))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_beside_the_slow_ones(request: pytest.FixtureRequest):
+    """Under pytest -n 2 (make test) the slow file trains on every core while the other process
+    runs the rest: those take one thread, so three threads share the two cores instead of four
+    (torch spins while it waits for a busy core)."""
+    import os
+
+    import torch
+
+    if not os.environ.get("PYTEST_XDIST_WORKER") or request.node.get_closest_marker("slow"):
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,7 +10,9 @@ One run, self-contained and repeatable (see bench/README.md):
    ceiling. The raw per-image time is batch 1, one process, one thread;
 3. the Celery message the API sends, read back from Redis with no worker running;
 4. end to end: gunicorn (gthread) + a prefork Celery worker (2 processes x 1 torch thread) and
-   1..16 station threads posting images back to back over keep-alive HTTP.
+   1..16 station threads posting images back to back over keep-alive HTTP;
+5. the peer (issue 13): a naive Flask server that decodes each image and predicts inline,
+   nothing stored (gunicorn sync workers = cores, 1 torch thread), under the same stations.
 
 Run with `make bench` (or `.venv/bin/python bench/station_throughput.py`). Figures are printed
 and written to var/bench/results.json. This file is the entry point; the parts are in
@@ -32,6 +34,7 @@ from station.config import BENCH_DIR, DB_NAME, REDIS_URL, bench_env, log
 from station.cpu import LoadWatch, cpu_model
 from station.end_to_end import measure_end_to_end
 from station.images import image_pool
+from station.peer import measure_peer
 from station.probes import celery_message_probe, task_body_cost, web_side_costs
 from station.report import report
 from station.world import reset_state, setup_django_world
@@ -84,6 +87,8 @@ def main() -> int:
     log("end to end: gunicorn + celery worker, 1..16 stations")
     results["end_to_end"] = measure_end_to_end(world, pool, ceiling, args.seconds)
     results["load"].append(results["end_to_end"].pop("load"))
+    log("peer: the naive Flask server, the same model and images, 1..16 stations")
+    results["peer"] = measure_peer(world["artifact"], pool, args.seconds)
     results["added_latency_ms_at_1_station"] = (
         results["end_to_end"]["levels"][0]["p50_ms"] - results["ceiling"]["raw_per_image_ms"]
     )

@@ -14,10 +14,12 @@ from .images import tagged_png
 class Station(threading.Thread):
     """One camera station: posts images back to back on one keep-alive connection."""
 
-    def __init__(self, index, token, port, pool, tag, start_at, end_at) -> None:
+    def __init__(self, index, token, port, pool, tag, start_at, end_at, peer=False) -> None:
         super().__init__(daemon=True)
         self.index, self.token, self.port, self.pool, self.tag = index, token, port, pool, tag
         self.start_at, self.end_at = start_at, end_at
+        # the naive peer (peer_app.py): its own route, no token, a 200 with the probability
+        self.peer = peer
         self.results: list[dict] = []
 
     def post(self, conn: http.client.HTTPConnection, number: int) -> dict:
@@ -33,12 +35,12 @@ class Station(threading.Thread):
             "Content-Type: image/png\r\n\r\n"
         ).encode()
         body = head + png + f"\r\n--{boundary}--\r\n".encode()
-        headers = {
-            "Authorization": f"Bearer {self.token}",
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-        }
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        if not self.peer:
+            headers["Authorization"] = f"Bearer {self.token}"
+        path = "/predict" if self.peer else "/api/v1/inspections/"
         wall_start, started = time.time(), time.perf_counter()
-        conn.request("POST", "/api/v1/inspections/", body=body, headers=headers)
+        conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
         payload = response.read()
         ended, wall_end = time.perf_counter(), time.time()
@@ -56,6 +58,11 @@ class Station(threading.Thread):
             answer = json.loads(payload)
         except ValueError:
             answer = {}
+        if self.peer:
+            if response.status != 200 or "defect_probability" not in answer:
+                result["error"] = f"HTTP {response.status}: {payload[:200]!r}"
+            result["model_ms"] = None
+            return result
         if response.status != 201:
             result["error"] = f"HTTP {response.status}: {payload[:200]!r}"
         elif (
@@ -88,10 +95,10 @@ class Station(threading.Thread):
         conn.close()
 
 
-def drive(tokens, port, pool, stations: int, tag: str, seconds: float) -> list[dict]:
+def drive(tokens, port, pool, stations: int, tag: str, seconds: float, peer=False) -> list[dict]:
     start_at = time.perf_counter() + 0.05
     threads = [
-        Station(i, tokens[i], port, pool, tag, start_at, start_at + seconds)
+        Station(i, None if peer else tokens[i], port, pool, tag, start_at, start_at + seconds, peer)
         for i in range(stations)
     ]
     for thread in threads:

@@ -86,19 +86,38 @@ def report(results: dict) -> str:
         f"  latency added at 1 station: p50 {one['p50_ms']:.1f} ms - raw {raw:.2f} ms = "
         f"{results['added_latency_ms_at_1_station']:.1f} ms",
         "",
+        "Peer (a naive Flask route: decode + predict inline, nothing stored; gunicorn sync x "
+        "cores, 1 torch thread each), the same model and images",
+        f"  {'stations':>8}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'Loupe/peer req/s':>18}",
+    ]
+    for ours, theirs in zip(e2e, results["peer"]["levels"], strict=True):
+        ratio = ours["requests_per_s"] / theirs["requests_per_s"] if theirs["requests_per_s"] else 0
+        lines.append(
+            f"  {theirs['stations']:>8}{theirs['requests_per_s']:>8.1f}{theirs['p50_ms']:>9.1f}"
+            f"{theirs['p99_ms']:>9.1f}{theirs['errors']:>8}{ratio:>17.2f}x"
+        )
+    peak = max(lv["requests_per_s"] for lv in e2e)
+    peer_peak = max(lv["requests_per_s"] for lv in results["peer"]["levels"])
+    lines += [
+        f"  peaks: Loupe {peak:.1f} req/s, peer {peer_peak:.1f} req/s: "
+        f"{peak / peer_peak if peer_peak else 0:.2f}x",
+        "",
         "Markdown:",
         "",
         f"Ceiling: **{c['images_per_s']:.1f} images/s** ({best['processes']} process x "
         f"{best['threads']} thread(s), batch {best['batch']}); raw per-image time (batch 1, "
         f"1 thread): **{raw:.2f} ms**.",
         "",
-        "| stations | requests/s | of ceiling | p50 ms | p99 ms | errors |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| stations | requests/s | of ceiling | p50 ms | p99 ms | errors | peer requests/s "
+        "| peer p50 ms | peer p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for lv in e2e:
+    for lv, peer in zip(e2e, results["peer"]["levels"], strict=True):
         lines.append(
             f"| {lv['stations']} | {lv['requests_per_s']:.1f} | {lv['fraction_of_ceiling']:.1%} "
-            f"| {lv['p50_ms']:.1f} | {lv['p99_ms']:.1f} | {lv['errors']} |"
+            f"| {lv['p50_ms']:.1f} | {lv['p99_ms']:.1f} | {lv['errors']} "
+            f"| {peer['requests_per_s']:.1f} | {peer['p50_ms']:.1f} | {peer['p99_ms']:.1f} |"
         )
     lines += [
         "",

@@ -39,6 +39,19 @@ def session_cpu_s(session_id: int) -> float:
     return total / CLK_TCK
 
 
+def session_memory_mb(session_id: int) -> list[float]:
+    """Resident memory (MB) of each live process of one session, largest first."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    return sorted(
+        (
+            round(int(fields[21]) * page / 2**20, 1)
+            for _pid, _comm, fields in proc_stats()
+            if int(fields[3]) == session_id
+        ),
+        reverse=True,
+    )
+
+
 def machine_busy_s() -> float:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]

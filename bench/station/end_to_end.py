@@ -7,7 +7,7 @@ import sys
 import time
 
 from .config import CONCURRENCY, QUEUE, log
-from .cpu import LoadWatch, cpu_snapshot, pg_sessions
+from .cpu import LoadWatch, cpu_snapshot, pg_sessions, session_memory_mb
 from .load import drive
 from .probes import celery_round_trip
 from .processes import Service, free_port, http_ok, wait_until, worker_answers_ping
@@ -151,6 +151,12 @@ def measure_end_to_end(world: dict, pool: list[bytes], ceiling: float, seconds: 
             )
         return {
             "levels": levels,
+            # every process of each service (gunicorn's arbiter and worker; celery's main
+            # process and its pool), after the run
+            "memory_mb": {
+                "web": session_memory_mb(web.process.pid),
+                "worker": session_memory_mb(worker.process.pid),
+            },
             "warm_requests": len(warm),
             "celery_noop": noop,
             "load": watch.result(),

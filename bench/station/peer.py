@@ -7,6 +7,7 @@ import os
 import sys
 
 from .config import CONCURRENCY, ROOT, log
+from .cpu import session_memory_mb
 from .end_to_end import percentile
 from .load import drive
 from .processes import Service, free_port, wait_until
@@ -60,6 +61,6 @@ def measure_peer(artifact: str, pool: list[bytes], seconds: float) -> dict:
                 f"p50 {level['p50_ms']:6.1f} ms, p99 {level['p99_ms']:6.1f} ms, "
                 f"{level['errors']} errors"
             )
-        return {"levels": levels}
+        return {"levels": levels, "memory_mb": session_memory_mb(server.process.pid)}
     finally:
         server.stop()

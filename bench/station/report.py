@@ -97,6 +97,11 @@ def report(results: dict) -> str:
             f"  {theirs['stations']:>8}{theirs['requests_per_s']:>8.1f}{theirs['p50_ms']:>9.1f}"
             f"{theirs['p99_ms']:>9.1f}{theirs['errors']:>8}{ratio:>17.2f}x"
         )
+    memory = results["end_to_end"]["memory_mb"]
+    lines.append(
+        f"  resident memory (MB) after the run: Loupe web {memory['web']}, worker "
+        f"{memory['worker']}; peer {results['peer']['memory_mb']}"
+    )
     peak = max(lv["requests_per_s"] for lv in e2e)
     peer_peak = max(lv["requests_per_s"] for lv in results["peer"]["levels"])
     lines += [

@@ -3,7 +3,7 @@
 One run, self-contained and repeatable (see bench/README.md):
 
 1. setup: its own PostgreSQL database (loupe_bench), Redis db 13 and files under var/bench/;
-   migrate, train a one-epoch model on 96 generated images, a "full" line with a 60 s budget
+   migrate, train a model (8 epochs on 400 generated images), a "full" line with a 60 s budget
    (no fail-safe can fire) and no audit, 16 stations;
 2. ceiling: a tight loop that decodes the posted PNG bytes and runs DefectModel.predict, for
    batch 1/8/32 at 1 process x 2 torch threads and 2 processes x 1 thread; the best is the
@@ -51,7 +51,7 @@ def main() -> int:
     began = time.perf_counter()
     log(f"resetting database {DB_NAME}, {REDIS_URL} and {BENCH_DIR}")
     reset_state()
-    log("migrating, generating 96 images, training a one-epoch model")
+    log("migrating, generating 400 images, training a model (8 epochs)")
     world = setup_django_world()
     log(f"model trained and registered in {world['train_s']:.1f}s")
     pool = image_pool()

@@ -25,6 +25,10 @@ def reset_state() -> None:
         (BENCH_DIR / name).mkdir(parents=True)
 
 
+TRAIN_IMAGES = 400
+TRAIN_EPOCHS = 8
+
+
 def setup_django_world() -> dict:
     """Migrate, train and register a model, create the line and stations. Returns the handles."""
     subprocess.run(
@@ -41,8 +45,12 @@ def setup_django_world() -> dict:
     from ml.services import set_active_version, train_and_register_model
 
     started = time.perf_counter()
-    generate_dataset(BENCH_DIR / "train-data", count=96, seed=7)
-    version = train_and_register_model(data_dir=BENCH_DIR / "train-data", name="bench", epochs=1)
+    # a trained model, not a one-epoch one: an untrained map flags every image and makes region
+    # extraction the worst case, which neither a line nor the peer (issue 13) would see
+    generate_dataset(BENCH_DIR / "train-data", count=TRAIN_IMAGES, seed=7)
+    version = train_and_register_model(
+        data_dir=BENCH_DIR / "train-data", name="bench", epochs=TRAIN_EPOCHS
+    )
     train_s = time.perf_counter() - started
     line = services.create_line(
         name="bench-line", level="full", latency_budget_ms=60_000, audit_fraction=0.0

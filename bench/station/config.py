@@ -41,6 +41,8 @@ def bench_env() -> dict[str, str]:
         "LOUPE_TORCH_THREADS": "1",
         # production settings: DEBUG=1 would keep every SQL query in memory and slow requests
         "DEBUG": "0",
+        # plain http on 127.0.0.1, without the TLS proxy a real install has
+        "SECURE_SSL_REDIRECT": "0",
         "SECRET_KEY": "bench-" + uuid.uuid4().hex + uuid.uuid4().hex,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",

@@ -113,7 +113,7 @@ def measure_end_to_end(world: dict, pool: list[bytes], ceiling: float, seconds: 
     )  # fmt: skip
     services = [worker, web]
     try:
-        wait_until("gunicorn", lambda: http_ok(port, "/api/schema/"), services)
+        wait_until("gunicorn", lambda: http_ok(port, "/login/"), services)
         wait_until("celery worker", worker_answers_ping, services)
         log(f"services up (gunicorn :{port}, worker pid {worker.process.pid})")
         from django.db import connections

@@ -14,7 +14,8 @@ Per model: items predicted; human-checked items (a human's decision in review: s
 blind sample, review) and how many were unbiased (the model hidden); agreement with the human;
 escape rate (defective items, by the human, that the model would have accepted, over the
 defective ones) and false-reject rate (good items it would have rejected, over the good ones),
-each as count of n with a Wilson 95% interval (monitoring.concept.Rate); latency p50 and p99;
+each as count of n with a Wilson 95% interval (monitoring.concept.Rate); latency p50 and p99,
+each with its distribution-free 95% interval (`quantile`);
 the artifact's size on disk (what a worker holds for it, within a few percent: the weights);
 and per defect class, the escape rate over the defective items whose labels (the latest
 revision, labeling.selectors.latest_revisions) name that class: an audit's accept or reject
@@ -74,7 +75,7 @@ def model_figures(judged: list[Judged]) -> dict:
     checked = [j for j in judged if j.human]
     defective = [j for j in checked if j.human == Outcome.REJECT]
     good = [j for j in checked if j.human == Outcome.ACCEPT]
-    latencies = np.array([j.latency_ms for j in judged]) if judged else None
+    latencies = [j.latency_ms for j in judged]
     return {
         "items": len(judged),
         "checked": len(checked),
@@ -91,10 +92,25 @@ def model_figures(judged: list[Judged]) -> dict:
             ).as_dict()
             for name in sorted({name for j in defective for name in j.classes})
         },
-        "latency_ms": {
-            "p50": None if latencies is None else round(float(np.percentile(latencies, 50)), 2),
-            "p99": None if latencies is None else round(float(np.percentile(latencies, 99)), 2),
-        },
+        "latency_ms": {"p50": quantile(latencies, 0.5), "p99": quantile(latencies, 0.99)},
+    }
+
+
+def quantile(values: list[float], q: float) -> dict | None:
+    """The q-quantile of the values with its distribution-free 95% interval: the order
+    statistics whose ranks the binomial(n, q) distribution puts 2.5% below and above (scipy).
+    An end of the interval is None where n is too small to reach it. Pure."""
+    if not values:
+        return None
+    ordered = np.sort(np.asarray(values, dtype=float))
+    n = len(ordered)
+    low_rank = int(stats.binom.ppf(0.025, n, q))  # P(count below) >= 2.5%: the low order stat
+    high_rank = int(stats.binom.ppf(0.975, n, q)) + 1
+    return {
+        "value": round(float(np.quantile(ordered, q)), 2),
+        "low": round(float(ordered[low_rank - 1]), 2) if low_rank >= 1 else None,
+        "high": round(float(ordered[high_rank - 1]), 2) if high_rank <= n else None,
+        "n": n,
     }
 
 

@@ -46,7 +46,15 @@ def line_rollout(request, pk):
         if "active_before" in report:
             rows.insert(1, ("active_before", "Active, the week before"))
         context["report_rows"] = [
-            (key, label, {**report[key], "rates": [report[key][k] for k in RATES]})
+            (
+                key,
+                label,
+                {
+                    **report[key],
+                    "rates": [report[key][k] for k in RATES],
+                    "quantiles": [report[key]["latency_ms"][k] for k in ("p50", "p99")],
+                },
+            )
             for key, label in rows
         ]
         names = sorted({name for key, _ in rows for name in report[key]["per_class"]})

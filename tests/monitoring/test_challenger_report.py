@@ -30,7 +30,25 @@ def test_a_models_figures_count_escapes_over_defective_and_false_rejects_over_go
     assert (figures["false_reject"]["count"], figures["false_reject"]["n"]) == (1, 10)
     assert (figures["agreement"]["count"], figures["agreement"]["n"]) == (15, 18)
     assert figures["escape"]["low_pct"] < 25.0 < figures["escape"]["high_pct"]
-    assert figures["latency_ms"]["p50"] == 5.0 and figures["latency_ms"]["p99"] > 40
+    p50, p99 = figures["latency_ms"]["p50"], figures["latency_ms"]["p99"]
+    assert p50["value"] == 5.0 and p50["n"] == 20 and p99["value"] > 40
+    # 18 of 20 at 5 ms: the median's interval is 5 to 5; 20 items cannot bound the p99 above
+    assert (p50["low"], p50["high"]) == (5.0, 5.0)
+    assert p99["high"] is None
+
+
+def test_a_latency_quantile_interval_holds_the_true_quantile_about_95_times_in_100():
+    import numpy as np
+
+    from monitoring.challenger_report import quantile
+
+    rng = np.random.default_rng(3)
+    misses = 0
+    for _ in range(400):
+        sample = rng.exponential(10.0, size=200)  # true median 10 ln 2
+        interval = quantile(list(sample), 0.5)
+        misses += not interval["low"] <= 10 * np.log(2) <= interval["high"]
+    assert 4 <= misses <= 36  # 5% of 400 is 20; a binomial's 99.9% range is about 5 to 37
 
 
 def test_mcnemar_tells_a_worse_challenger_from_a_tie_on_the_same_items():
@@ -80,7 +98,7 @@ def test_a_mirror_report_compares_both_models_on_the_items_shadow_inspectors_dec
     assert report["challenger"]["unbiased"] == 20  # shadow hides the model
     assert report["paired"]["active_only_right"] == 4
     assert report["paired"]["models_agree"]["count"] == 16
-    assert report["challenger"]["latency_ms"]["p50"] == 7.0
+    assert report["challenger"]["latency_ms"]["p50"]["value"] == 7.0
     # per class, over the labeled defects only: items 0, 2 (missed), 4, 6, 8 (caught)
     scratch = report["challenger"]["per_class"]["scratch"]
     assert (scratch["count"], scratch["n"]) == (2, 5)
